@@ -1,0 +1,80 @@
+package flow
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/apitap/apitap/internal/decode"
+)
+
+// Handler consumes one TCP connection's reassembled bytes. Direction 0 is
+// the side that sent the first segment the sniffer saw; the handler decides
+// from content which side is the client. A worker calls a Handler from one
+// goroutine only. Byte slices passed to Data are borrowed: copy to keep.
+type Handler interface {
+	Data(dir int, b []byte, ts time.Time)
+	// Gap reports n bytes of dir that will never arrive (n < 0: unknown).
+	Gap(dir int, n int, ts time.Time)
+	// End reports the FIN of dir, after all of dir's data.
+	End(dir int, ts time.Time)
+	// Close ends the connection; the handler is not used afterwards.
+	Close(ts time.Time)
+	// Expire lets the handler time out state by the capture clock.
+	Expire(now time.Time)
+	// Skipping reports that the handler wants no more bytes (TLS, HTTP/2).
+	Skipping() bool
+}
+
+// ConnID names a connection: the VNI it arrived with and its endpoints, A
+// being the sender of the first segment seen.
+type ConnID struct {
+	VNI  uint32
+	A, B netip.AddrPort
+}
+
+// NewHandler makes the Handler of a new connection.
+type NewHandler func(id ConnID) Handler
+
+// key is the direction-independent map key of a connection.
+type key struct {
+	vni    uint32
+	lo, hi netip.Addr
+	lp, hp uint16
+}
+
+func makeKey(p *decode.Packet) key {
+	k := key{vni: p.VNI, lo: p.Src, lp: p.SrcPort, hi: p.Dst, hp: p.DstPort}
+	if c := p.Src.Compare(p.Dst); c > 0 || (c == 0 && p.SrcPort > p.DstPort) {
+		k.lo, k.lp, k.hi, k.hp = p.Dst, p.DstPort, p.Src, p.SrcPort
+	}
+	return k
+}
+
+// segment is out-of-order data waiting for the hole before it to fill.
+type segment struct {
+	seq     uint32
+	data    []byte // a buffer from the worker's pool
+	missing int    // bytes cut from the end of data by the capture
+	ts      time.Time
+}
+
+// half is one direction of a connection.
+type half struct {
+	started bool   // next is known
+	next    uint32 // sequence number of the next byte to deliver
+	ooo     []segment
+	finSeen bool
+	finSeq  uint32
+	ended   bool // End was delivered
+}
+
+type conn struct {
+	id       ConnID
+	h        Handler
+	dirs     [2]half
+	lastSeen time.Time
+	skipping bool
+}
+
+// seqDiff is a-b in sequence space (wraps at 2^32).
+func seqDiff(a, b uint32) int32 { return int32(a - b) }

@@ -1,0 +1,374 @@
+package flow
+
+import (
+	"time"
+
+	"github.com/apitap/apitap/internal/decode"
+)
+
+// segBufSize holds the largest segment a mirror delivers (8500 bytes after
+// the VXLAN header) with room to spare.
+const segBufSize = 9216
+
+// worker owns a share of the connections. It is used by one goroutine.
+type worker struct {
+	cfg        *Config
+	stats      *Stats
+	newHandler NewHandler
+	conns      map[key]*conn
+	maxConns   int
+	maxBuf     int64 // out-of-order bytes this worker may hold
+	buffered   int64
+	free       [][]byte // segment buffers ready for reuse
+	clock      time.Time
+	lastSweep  time.Time
+}
+
+func newWorker(cfg *Config, stats *Stats, nh NewHandler, share int) *worker {
+	return &worker{
+		cfg:        cfg,
+		stats:      stats,
+		newHandler: nh,
+		conns:      make(map[key]*conn),
+		maxConns:   max(1, cfg.MaxConns/share),
+		maxBuf:     max(int64(segBufSize), cfg.MaxBufferBytes/int64(share)),
+	}
+}
+
+// packet feeds one decoded segment captured at ts.
+func (w *worker) packet(p *decode.Packet, ts time.Time) {
+	w.stats.Packets.Add(1)
+	w.stats.PayloadBytes.Add(uint64(len(p.Payload)))
+	w.advance(ts)
+	k := makeKey(p)
+	c := w.conns[k]
+	if c != nil && p.Flags&(decode.SYN|decode.ACK) == decode.SYN && w.isNewSYN(c, p) {
+		// The 4-tuple was reused for a new connection before we saw the old
+		// one end (lost FIN, short TIME_WAIT).
+		w.stats.ConnsReused.Add(1)
+		w.close(k, c, ts)
+		c = nil
+	}
+	if c == nil {
+		if p.Flags&decode.RST != 0 {
+			return
+		}
+		if len(w.conns) >= w.maxConns {
+			w.stats.ConnTableFull.Add(1)
+			return
+		}
+		c = &conn{id: ConnID{VNI: p.VNI, A: netipAddrPort(p.Src, p.SrcPort), B: netipAddrPort(p.Dst, p.DstPort)}}
+		c.h = w.newHandler(c.id)
+		w.conns[k] = c
+		w.stats.ConnsOpened.Add(1)
+		w.stats.OpenConns.Add(1)
+	}
+	c.lastSeen = ts
+	dir := 0
+	if p.SrcPort != c.id.A.Port() || p.Src != c.id.A.Addr() {
+		dir = 1
+	}
+	if p.Flags&decode.RST != 0 {
+		w.stats.ConnsClosedRST.Add(1)
+		w.close(k, c, ts)
+		return
+	}
+	d := &c.dirs[dir]
+	if p.Flags&decode.SYN != 0 {
+		d.started = true
+		d.next = p.Seq + 1
+		return
+	}
+	n := len(p.Payload) + p.Missing
+	if n > 0 {
+		if !d.started {
+			// First seen mid-stream: the parser finds the next message start.
+			d.started = true
+			d.next = p.Seq
+		}
+		w.segment(c, dir, p.Seq, p.Payload, p.Missing, ts)
+	}
+	if p.Flags&decode.FIN != 0 && !d.finSeen {
+		d.finSeen = true
+		d.finSeq = p.Seq + uint32(n)
+		if !d.started {
+			d.started = true
+			d.next = d.finSeq
+		}
+	}
+	if d.finSeen && !d.ended && len(d.ooo) == 0 && seqDiff(d.next, d.finSeq) >= 0 {
+		d.ended = true
+		if !c.skipping {
+			c.h.End(dir, ts)
+		}
+		if c.dirs[1-dir].ended {
+			w.stats.ConnsClosedFIN.Add(1)
+			w.close(k, c, ts)
+			return
+		}
+	}
+	if len(d.ooo) > 0 && ts.Sub(d.ooo[0].ts) > w.cfg.ReorderWindow {
+		w.forceGap(c, dir, ts)
+	}
+}
+
+// isNewSYN tells a SYN that opens a new connection on c's 4-tuple from a
+// retransmission of the SYN that opened c.
+func (w *worker) isNewSYN(c *conn, p *decode.Packet) bool {
+	dir := 0
+	if p.SrcPort != c.id.A.Port() || p.Src != c.id.A.Addr() {
+		dir = 1
+	}
+	d := &c.dirs[dir]
+	return d.started && d.next != p.Seq+1
+}
+
+// segment places payload (and missing bytes cut from its end) at seq.
+func (w *worker) segment(c *conn, dir int, seq uint32, payload []byte, missing int, ts time.Time) {
+	d := &c.dirs[dir]
+	diff := seqDiff(seq, d.next)
+	if diff < 0 {
+		skip := int(-int64(diff))
+		if skip >= len(payload)+missing {
+			w.stats.Duplicates.Add(1)
+			return
+		}
+		if skip >= len(payload) {
+			missing -= skip - len(payload)
+			payload = nil
+		} else {
+			payload = payload[skip:]
+		}
+		diff = 0
+	}
+	if diff == 0 {
+		w.deliver(c, dir, payload, missing, ts)
+		w.drain(c, dir, ts)
+		return
+	}
+	if int64(diff) > int64(w.cfg.MaxConnBufferBytes)*4 {
+		// Far beyond anything we could buffer: the hole is lost for sure.
+		w.flushHoles(c, dir, ts)
+		w.gap(c, dir, -1, ts)
+		d.next = seq
+		w.deliver(c, dir, payload, missing, ts)
+		return
+	}
+	w.stats.OutOfOrder.Add(1)
+	if len(payload) == 0 {
+		return // only missing bytes ahead of a hole: the hole will be declared anyway
+	}
+	if !w.makeRoom(c, dir, len(payload), ts) {
+		return // lost: its hole is declared when the window passes
+	}
+	if seqDiff(seq, d.next) <= 0 {
+		// Making room declared the hole and the stream caught up.
+		w.segment(c, dir, seq, payload, missing, ts)
+		return
+	}
+	w.insert(d, seq, payload, missing, ts)
+}
+
+// makeRoom frees buffer space for n more bytes of c's direction dir, first
+// by giving up on c's own holes, then on other connections' holes.
+func (w *worker) makeRoom(c *conn, dir, n int, ts time.Time) bool {
+	for c.bufferedBytes()+n > w.cfg.MaxConnBufferBytes || w.buffered+int64(n) > w.maxBuf {
+		w.stats.BufferOverflows.Add(1)
+		switch {
+		case len(c.dirs[dir].ooo) > 0:
+			w.forceGap(c, dir, ts)
+		case len(c.dirs[1-dir].ooo) > 0:
+			w.flushHoles(c, 1-dir, ts)
+		case c.bufferedBytes()+n > w.cfg.MaxConnBufferBytes:
+			return false // one segment larger than the per-connection cap
+		case !w.evictOne(c):
+			return false
+		}
+	}
+	return true
+}
+
+// evictOne frees buffer space by declaring the holes of another
+// connection's direction; it returns false when there is nothing to free.
+func (w *worker) evictOne(except *conn) bool {
+	for _, o := range w.conns {
+		if o == except {
+			continue
+		}
+		for dir := range o.dirs {
+			if len(o.dirs[dir].ooo) > 0 {
+				w.flushHoles(o, dir, w.clock)
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (c *conn) bufferedBytes() int {
+	n := 0
+	for i := range c.dirs {
+		for _, s := range c.dirs[i].ooo {
+			n += len(s.data)
+		}
+	}
+	return n
+}
+
+// insert keeps the out-of-order list sorted by sequence number.
+func (w *worker) insert(d *half, seq uint32, payload []byte, missing int, ts time.Time) {
+	buf := w.getBuf(len(payload))
+	buf = append(buf, payload...)
+	s := segment{seq: seq, data: buf, ts: ts, missing: missing}
+	i := len(d.ooo)
+	for i > 0 && seqDiff(d.ooo[i-1].seq, seq) > 0 {
+		i--
+	}
+	d.ooo = append(d.ooo, segment{})
+	copy(d.ooo[i+1:], d.ooo[i:])
+	d.ooo[i] = s
+	w.buffered += int64(len(buf))
+	w.stats.BufferedBytes.Add(int64(len(buf)))
+}
+
+func (w *worker) deliver(c *conn, dir int, payload []byte, missing int, ts time.Time) {
+	d := &c.dirs[dir]
+	if len(payload) > 0 {
+		d.next += uint32(len(payload))
+		if c.skipping {
+			w.stats.SkippedBytes.Add(uint64(len(payload)))
+		} else {
+			c.h.Data(dir, payload, ts)
+			c.skipping = c.h.Skipping()
+		}
+	}
+	if missing > 0 {
+		w.stats.TruncatedSegs.Add(1)
+		w.gap(c, dir, missing, ts)
+		d.next += uint32(missing)
+	}
+}
+
+func (w *worker) gap(c *conn, dir, n int, ts time.Time) {
+	w.stats.Gaps.Add(1)
+	if n > 0 {
+		w.stats.GapBytes.Add(uint64(n))
+	}
+	if !c.skipping {
+		c.h.Gap(dir, n, ts)
+	}
+}
+
+// drain delivers buffered segments that the stream has caught up with.
+func (w *worker) drain(c *conn, dir int, ts time.Time) {
+	d := &c.dirs[dir]
+	for len(d.ooo) > 0 && seqDiff(d.ooo[0].seq, d.next) <= 0 {
+		s := d.ooo[0]
+		copy(d.ooo, d.ooo[1:])
+		d.ooo = d.ooo[:len(d.ooo)-1]
+		payload, missing := s.data, s.missing
+		if skip := int(seqDiff(d.next, s.seq)); skip > 0 {
+			if skip >= len(payload)+missing {
+				w.stats.Duplicates.Add(1)
+				payload, missing = nil, 0
+			} else if skip >= len(payload) {
+				missing -= skip - len(payload)
+				payload = nil
+			} else {
+				payload = payload[skip:]
+			}
+		}
+		w.deliver(c, dir, payload, missing, s.ts)
+		w.release(s.data)
+	}
+}
+
+// forceGap gives up on the first hole of dir: the bytes up to the first
+// buffered segment are declared lost and delivery resumes after them.
+func (w *worker) forceGap(c *conn, dir int, ts time.Time) {
+	d := &c.dirs[dir]
+	if len(d.ooo) == 0 {
+		return
+	}
+	w.gap(c, dir, int(seqDiff(d.ooo[0].seq, d.next)), ts)
+	d.next = d.ooo[0].seq
+	w.drain(c, dir, ts)
+}
+
+// flushHoles gives up on every hole of dir.
+func (w *worker) flushHoles(c *conn, dir int, ts time.Time) {
+	for len(c.dirs[dir].ooo) > 0 {
+		w.forceGap(c, dir, ts)
+	}
+}
+
+// close delivers what is left, closes the handler and forgets c.
+func (w *worker) close(k key, c *conn, ts time.Time) {
+	for dir := range c.dirs {
+		d := &c.dirs[dir]
+		w.flushHoles(c, dir, ts)
+		if d.finSeen && !d.ended {
+			d.ended = true
+			if !c.skipping {
+				c.h.End(dir, ts)
+			}
+		}
+	}
+	c.h.Close(ts)
+	delete(w.conns, k)
+	w.stats.OpenConns.Add(-1)
+}
+
+// advance moves the worker's capture clock and sweeps idle connections and
+// stale holes once per SweepInterval.
+func (w *worker) advance(now time.Time) {
+	if now.After(w.clock) {
+		w.clock = now
+	}
+	if w.clock.Sub(w.lastSweep) < w.cfg.SweepInterval {
+		return
+	}
+	w.lastSweep = w.clock
+	for k, c := range w.conns {
+		if w.clock.Sub(c.lastSeen) > w.cfg.IdleTimeout {
+			w.stats.ConnsExpired.Add(1)
+			w.close(k, c, w.clock)
+			continue
+		}
+		for dir := range c.dirs {
+			if o := c.dirs[dir].ooo; len(o) > 0 && w.clock.Sub(o[0].ts) > w.cfg.ReorderWindow {
+				w.flushHoles(c, dir, w.clock)
+			}
+		}
+		if !c.skipping {
+			c.h.Expire(w.clock)
+		}
+	}
+}
+
+// closeAll ends every connection (shutdown, end of a capture file).
+func (w *worker) closeAll() {
+	for k, c := range w.conns {
+		w.stats.ConnsFlushed.Add(1)
+		w.close(k, c, w.clock)
+	}
+}
+
+func (w *worker) getBuf(n int) []byte {
+	if n <= segBufSize && len(w.free) > 0 {
+		b := w.free[len(w.free)-1]
+		w.free = w.free[:len(w.free)-1]
+		return b[:0]
+	}
+	return make([]byte, 0, max(n, segBufSize))
+}
+
+func (w *worker) release(b []byte) {
+	w.buffered -= int64(len(b))
+	w.stats.BufferedBytes.Add(-int64(len(b)))
+	// Keep enough buffers to refill the worker's share without allocating,
+	// and no more.
+	if cap(b) == segBufSize && int64(len(w.free))*segBufSize < w.maxBuf {
+		w.free = append(w.free, b)
+	}
+}

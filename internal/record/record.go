@@ -1,0 +1,298 @@
+// Package record builds the JSON message that apitap publishes for each HTTP
+// request/response pair: Akto's ingestion format (contracts.md section 1).
+//
+// Every value is a JSON string, including numbers and the two header maps,
+// because Akto's consumer drops messages whose fields are not strings. The
+// encoder appends to a caller-owned buffer and uses only the standard library.
+package record
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Sources accepted by Akto's consumer.
+const (
+	SourceMirroring = "MIRRORING"
+	SourcePcap      = "PCAP"
+)
+
+// DefaultAccountID is Akto's default account.
+const DefaultAccountID = "1000000"
+
+// Mask replaces the value of a redacted header.
+const Mask = "****"
+
+// Record is one HTTP exchange, ready to encode. Payloads are decoded text;
+// the encoder escapes them.
+type Record struct {
+	Method          string
+	Path            string
+	Proto           string
+	RequestHeaders  []Header
+	ResponseHeaders []Header
+	RequestPayload  []byte
+	ResponsePayload []byte
+	ClientIP        netip.Addr
+	ServerIP        netip.Addr
+	Time            int64 // unix seconds of the request's first captured packet
+	StatusCode      int
+	Status          string // "200 OK"
+	AccountID       string
+	VNI             uint32
+	Pending         bool
+	Source          string
+}
+
+// Options shape how a Record is encoded.
+type Options struct {
+	// Redact lists header names (case-insensitive) whose values are replaced
+	// by Mask in both header maps.
+	Redact []string
+	// MaxBytes is the largest encoded record allowed (the broker's message
+	// limit); bodies are cut, response first, until the record fits.
+	// Zero means no limit.
+	MaxBytes int
+}
+
+func (o *Options) redacted(name string) bool {
+	for _, r := range o.Redact {
+		if strings.EqualFold(r, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// Encode appends r as JSON to dst. When the record does not fit
+// opts.MaxBytes, bodies are cut (response first, then request) and cut is
+// true; a record still too big once both bodies are empty is returned as is
+// and the caller must drop it.
+func Encode(dst []byte, r *Record, opts *Options) (out []byte, cut bool) {
+	start := len(dst)
+	out = appendRecord(dst, r, opts, r.RequestPayload, r.ResponsePayload)
+	if opts == nil || opts.MaxBytes <= 0 || len(out)-start <= opts.MaxBytes {
+		return out, false
+	}
+	over := len(out) - start - opts.MaxBytes
+	req, resp := r.RequestPayload, r.ResponsePayload
+	// Escaping can make a body byte cost up to 6 encoded bytes, so cutting
+	// "over" raw bytes may not be enough: loop, cutting at least that much.
+	for over > 0 && (len(resp) > 0 || len(req) > 0) {
+		if len(resp) > 0 {
+			resp = cutText(resp, over)
+		} else {
+			req = cutText(req, over)
+		}
+		out = appendRecord(dst[:start], r, opts, req, resp)
+		over = len(out) - start - opts.MaxBytes
+	}
+	return out, true
+}
+
+// cutText drops at least n bytes from the end of b without splitting a UTF-8
+// sequence.
+func cutText(b []byte, n int) []byte {
+	keep := len(b) - n
+	if keep <= 0 {
+		return b[:0]
+	}
+	for keep > 0 && !utf8.RuneStart(b[keep]) {
+		keep--
+	}
+	return b[:keep]
+}
+
+func appendRecord(b []byte, r *Record, opts *Options, reqBody, respBody []byte) []byte {
+	b = append(b, '{')
+	b = appendField(b, "method", r.Method, false)
+	b = appendField(b, "path", r.Path, true)
+	b = appendField(b, "type", r.Proto, true)
+	b = appendKey(b, "requestHeaders", true)
+	b = appendHeaders(b, r.RequestHeaders, opts)
+	b = appendKey(b, "responseHeaders", true)
+	b = appendHeaders(b, r.ResponseHeaders, opts)
+	b = appendKey(b, "requestPayload", true)
+	b = appendString(b, reqBody)
+	b = appendKey(b, "responsePayload", true)
+	b = appendString(b, respBody)
+	b = appendKey(b, "ip", true)
+	b = appendAddr(b, r.ClientIP)
+	b = appendKey(b, "destIp", true)
+	b = appendAddr(b, r.ServerIP)
+	b = appendKey(b, "time", true)
+	b = append(b, '"')
+	b = strconv.AppendInt(b, r.Time, 10)
+	b = append(b, '"')
+	b = appendKey(b, "statusCode", true)
+	b = append(b, '"')
+	if !r.Pending {
+		b = strconv.AppendInt(b, int64(r.StatusCode), 10)
+	}
+	b = append(b, '"')
+	b = appendField(b, "status", r.Status, true)
+	account := r.AccountID
+	if account == "" {
+		account = DefaultAccountID
+	}
+	b = appendField(b, "akto_account_id", account, true)
+	b = appendKey(b, "akto_vxlan_id", true)
+	b = append(b, '"')
+	b = strconv.AppendUint(b, uint64(r.VNI), 10)
+	b = append(b, '"')
+	if r.Pending {
+		b = appendField(b, "is_pending", "true", true)
+	} else {
+		b = appendField(b, "is_pending", "false", true)
+	}
+	b = appendField(b, "source", r.Source, true)
+	return append(b, '}')
+}
+
+func appendKey(b []byte, k string, comma bool) []byte {
+	if comma {
+		b = append(b, ',')
+	}
+	b = append(b, '"')
+	b = append(b, k...)
+	return append(b, '"', ':')
+}
+
+func appendField(b []byte, k, v string, comma bool) []byte {
+	b = appendKey(b, k, comma)
+	return appendString(b, v)
+}
+
+func appendAddr(b []byte, a netip.Addr) []byte {
+	b = append(b, '"')
+	if a.IsValid() {
+		b = a.Unmap().AppendTo(b)
+	}
+	return append(b, '"')
+}
+
+// appendHeaders writes the headers as a JSON object serialized into a JSON
+// string: repeated names are joined with ", " in the order sent, under the
+// first spelling of the name.
+func appendHeaders(b []byte, hs []Header, opts *Options) []byte {
+	var obj []byte
+	var stack [64]byte
+	obj = stack[:0]
+	obj = append(obj, '{')
+	first := true
+	for i, h := range hs {
+		if seenBefore(hs[:i], h.Name) {
+			continue
+		}
+		if !first {
+			obj = append(obj, ',')
+		}
+		first = false
+		obj = appendString(obj, h.Name)
+		obj = append(obj, ':', '"')
+		if opts != nil && opts.redacted(h.Name) {
+			obj = appendEscaped(obj, Mask)
+		} else {
+			obj = appendEscaped(obj, h.Value)
+			for _, more := range hs[i+1:] {
+				if strings.EqualFold(more.Name, h.Name) {
+					obj = appendEscaped(obj, ", ")
+					obj = appendEscaped(obj, more.Value)
+				}
+			}
+		}
+		obj = append(obj, '"')
+	}
+	obj = append(obj, '}')
+	return appendString(b, obj)
+}
+
+func seenBefore(hs []Header, name string) bool {
+	for _, h := range hs {
+		if strings.EqualFold(h.Name, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// appendString appends s as a quoted JSON string.
+func appendString[T string | []byte](b []byte, s T) []byte {
+	b = append(b, '"')
+	b = appendEscaped(b, s)
+	return append(b, '"')
+}
+
+const hex = "0123456789abcdef"
+
+// appendEscaped appends s escaped for the inside of a JSON string. Invalid
+// UTF-8 becomes U+FFFD so the output is always valid JSON.
+func appendEscaped[T string | []byte](b []byte, s T) []byte {
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := decodeRune(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		// U+2028 and U+2029 are valid JSON but break JavaScript consumers.
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	return append(b, s[start:]...)
+}
+
+func decodeRune[T string | []byte](s T) (rune, int) {
+	switch v := any(s).(type) {
+	case string:
+		return utf8.DecodeRuneInString(v)
+	case []byte:
+		return utf8.DecodeRune(v)
+	}
+	return utf8.RuneError, 1
+}
+
+// AppendKey appends the Kafka message key of a connection: the VNI and the
+// client and server endpoints, so that one connection's records stay ordered
+// within one partition.
+func AppendKey(b []byte, vni uint32, client, server netip.AddrPort) []byte {
+	b = strconv.AppendUint(b, uint64(vni), 10)
+	b = append(b, '/')
+	b = client.AppendTo(b)
+	b = append(b, '>')
+	return server.AppendTo(b)
+}
