@@ -62,7 +62,7 @@ echo "test-deps: fetching Kafka $kafka_version broker jars into $libs" >&2
 mkdir -p "$cache"
 tmp="$(mktemp -d "$cache/.kafka-$kafka_version.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
-(cd "$root/tests/kafka" && mvn -q -B dependency:copy-dependencies \
+(cd "$root/tests/kafka" && mvn -q -B -Dstyle.color=never dependency:copy-dependencies \
 	-DincludeScope=runtime -DoutputDirectory="$tmp/libs" >&2)
 ls "$tmp/libs"/kafka_2.13-"$kafka_version".jar >/dev/null
 echo "$stamp" >"$tmp/.complete"

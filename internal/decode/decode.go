@@ -189,11 +189,11 @@ func ip(b []byte, p *Packet, outer bool) Reason {
 			switch proto {
 			case 0, 43, 60: // hop-by-hop, routing, destination options
 				if len(body) < 8 {
-					return Truncated
+					return short(missing)
 				}
 				n := (int(body[1]) + 1) * 8
 				if len(body) < n {
-					return Truncated
+					return short(missing)
 				}
 				proto = body[0]
 				body = body[n:]
@@ -214,7 +214,7 @@ func ip(b []byte, p *Packet, outer bool) Reason {
 			return NotTCP
 		}
 		if len(body) < 8 {
-			return Truncated
+			return short(missing)
 		}
 		if binary.BigEndian.Uint16(body[2:]) != VXLANPort {
 			return NotVXLAN
@@ -236,16 +236,25 @@ func clip(b []byte, hdr, end int) ([]byte, int) {
 	return b[hdr:], end - len(b)
 }
 
+// short classifies a header that does not fit in the bytes left of an IP
+// packet: the capture cut it, or the packet announces too few bytes for it.
+func short(missing int) Reason {
+	if missing > 0 {
+		return Truncated
+	}
+	return Malformed
+}
+
 func tcp(b []byte, missing int, p *Packet) Reason {
 	if len(b) < 20 {
-		return Truncated
+		return short(missing)
 	}
 	off := int(b[12]>>4) * 4
 	if off < 20 {
 		return Malformed
 	}
 	if len(b) < off {
-		return Truncated
+		return short(missing)
 	}
 	p.SrcPort = binary.BigEndian.Uint16(b[0:])
 	p.DstPort = binary.BigEndian.Uint16(b[2:])

@@ -127,10 +127,10 @@ func appendRecord(b []byte, r *Record, opts *Options, reqBody, respBody []byte) 
 	b = strconv.AppendInt(b, r.Time, 10)
 	b = append(b, '"')
 	b = appendKey(b, "statusCode", true)
+	// A pending record has status code "0": Akto parses the field as an
+	// integer and would drop the message on an empty string.
 	b = append(b, '"')
-	if !r.Pending {
-		b = strconv.AppendInt(b, int64(r.StatusCode), 10)
-	}
+	b = strconv.AppendInt(b, int64(r.StatusCode), 10)
 	b = append(b, '"')
 	b = appendField(b, "status", r.Status, true)
 	account := r.AccountID

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// admin serves the load balancer's TCP health check and the HTTP admin
+// endpoints.
+type admin struct {
+	health net.Listener
+	srv    *http.Server
+}
+
+func (s *sniffer) startAdmin() (*admin, error) {
+	a := &admin{}
+	if s.o.healthAddr != "" {
+		l, err := net.Listen("tcp", s.o.healthAddr)
+		if err != nil {
+			return nil, fmt.Errorf("listening for health checks on %s: %w", s.o.healthAddr, err)
+		}
+		a.health = l
+		go func() {
+			// The NLB's TCP health check only needs the handshake.
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					if errors.Is(err, net.ErrClosed) {
+						return
+					}
+					time.Sleep(10 * time.Millisecond)
+					continue
+				}
+				c.Close()
+			}
+		}()
+	}
+	if s.o.adminAddr != "" {
+		l, err := net.Listen("tcp", s.o.adminAddr)
+		if err != nil {
+			a.close()
+			return nil, fmt.Errorf("listening for admin HTTP on %s: %w", s.o.adminAddr, err)
+		}
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		reg.MustRegister(s.collector())
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+			fmt.Fprintln(w, "ok")
+		})
+		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+			if err := s.ready(); err != nil {
+				http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprintln(w, "ready")
+		})
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go a.srv.Serve(l)
+	}
+	return a, nil
+}
+
+func (a *admin) close() {
+	if a.health != nil {
+		a.health.Close()
+	}
+	if a.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		a.srv.Shutdown(ctx)
+	}
+}
+
+// ready is nil when records can flow: the broker answers and no queue is
+// overflowing.
+func (s *sniffer) ready() error {
+	var errs []error
+	if s.sink != nil {
+		if err := s.sink.Ready(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// collector exports every package's counters. Names are
+// apitap_sniffer_<stage>_<counter>; decode outcomes carry a reason label.
+type collector struct{ s *sniffer }
+
+func (s *sniffer) collector() prometheus.Collector { return collector{s} }
+
+func (collector) Describe(ch chan<- *prometheus.Desc) {
+	// Unchecked collector: the set of metrics is fixed but built from the
+	// packages' Each methods.
+}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	s := c.s
+	counter := func(stage string) func(string, uint64) {
+		return func(name string, v uint64) {
+			if stage == "capture" && strings.HasPrefix(name, "decode_") {
+				desc := prometheus.NewDesc("apitap_sniffer_decode_total", "Frames by decode outcome (ok or the reason they were skipped).", []string{"reason"}, nil)
+				ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, float64(v), strings.TrimPrefix(name, "decode_"))
+				return
+			}
+			kind, full := prometheus.CounterValue, "apitap_sniffer_"+stage+"_"+name+"_total"
+			if stage == "kafka" && strings.HasPrefix(name, "queue_") {
+				kind, full = prometheus.GaugeValue, "apitap_sniffer_"+stage+"_"+name
+			}
+			desc := prometheus.NewDesc(full, helpFor(stage, name), nil, nil)
+			ch <- prometheus.MustNewConstMetric(desc, kind, float64(v))
+		}
+	}
+	s.captureStats.Each(counter("capture"))
+	s.flowStats.Each(counter("flow"))
+	s.flowStats.Gauges(func(name string, v float64) {
+		ch <- prometheus.MustNewConstMetric(prometheus.NewDesc("apitap_sniffer_flow_"+name, helpFor("flow", name), nil, nil), prometheus.GaugeValue, v)
+	})
+	s.httpStats.Each(counter("http"))
+	s.recorderStats.Each(counter("recorder"))
+	if sink := s.sink; sink != nil {
+		sink.Stats().Each(counter("kafka"))
+	}
+}
+
+func helpFor(stage, name string) string {
+	return fmt.Sprintf("apitap sniffer %s: %s (see README, Metrics).", stage, strings.ReplaceAll(name, "_", " "))
+}

@@ -1,0 +1,262 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/apitap/apitap/internal/capture"
+	"github.com/apitap/apitap/internal/flow"
+	"github.com/apitap/apitap/internal/http1"
+	"github.com/apitap/apitap/internal/kafkasink"
+	"github.com/apitap/apitap/internal/recorder"
+)
+
+// options is everything the command line sets. Each package validates its
+// own part; main only checks how the parts fit together.
+type options struct {
+	pcap          string
+	kafka         string // "embedded", "none" or a broker list
+	embeddedAddr  string
+	out           string
+	healthAddr    string
+	adminAddr     string
+	shutdown      time.Duration
+	logLevel      string
+	logFormat     string
+	redact        string
+	pendingPolicy string
+
+	live     capture.LiveConfig
+	flow     flow.Config
+	recorder recorder.Config
+	kafkaCfg kafkasink.Config
+}
+
+// bytesFlag accepts sizes such as 1048576, 64KiB, 1MiB or 2GiB.
+type bytesFlag struct{ p *int64 }
+
+func (b bytesFlag) String() string {
+	if b.p == nil {
+		return "0"
+	}
+	return formatBytes(*b.p)
+}
+
+func (b bytesFlag) Set(s string) error {
+	v, err := parseBytes(s)
+	if err != nil {
+		return err
+	}
+	*b.p = v
+	return nil
+}
+
+func parseBytes(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1}} {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	var v int64
+	if _, err := fmt.Sscanf(s, "%d", &v); err != nil || v < 0 || fmt.Sprint(v) != s {
+		return 0, fmt.Errorf("invalid size %q (want a number of bytes, optionally with KiB, MiB or GiB)", s)
+	}
+	return v * mult, nil
+}
+
+func formatBytes(v int64) string {
+	switch {
+	case v != 0 && v%(1<<30) == 0:
+		return fmt.Sprintf("%dGiB", v>>30)
+	case v != 0 && v%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", v>>20)
+	case v != 0 && v%(1<<10) == 0:
+		return fmt.Sprintf("%dKiB", v>>10)
+	}
+	return fmt.Sprint(v)
+}
+
+// envName is the environment variable that sets a flag.
+func envName(flagName string) string {
+	return "SNIFFER_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parseFlags fills options from args, with SNIFFER_<FLAG> environment
+// variables as fallbacks: a flag on the command line wins.
+func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("sniffer", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+
+	fs.StringVar(&o.pcap, "pcap", "", "replay this pcap or pcapng file instead of listening, then exit")
+	fs.StringVar(&o.kafka, "kafka", "embedded", `where records go: "embedded" (an in-process broker), "none" (only -out), or bootstrap brokers "host:port,host:port"`)
+	fs.StringVar(&o.embeddedAddr, "embedded-addr", "127.0.0.1:9092", "listen address of the in-process broker (-kafka embedded, live mode)")
+	fs.StringVar(&o.out, "out", "", `also write each record as a JSON line to this file; "-" is standard output`)
+	fs.StringVar(&o.healthAddr, "health-addr", ":8081", "TCP address answering the load balancer's health check; empty to disable")
+	fs.StringVar(&o.adminAddr, "admin-addr", ":9090", "HTTP address serving /healthz, /readyz and /metrics; empty to disable")
+	fs.DurationVar(&o.shutdown, "shutdown-timeout", 20*time.Second, "on SIGTERM, time allowed to flush connections and the Kafka queue")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
+
+	// Capture.
+	fs.StringVar(&o.live.Addr, "listen", ":4789", "UDP address receiving VXLAN-encapsulated mirrored packets")
+	fs.IntVar(&o.live.Sockets, "sockets", 2, "number of SO_REUSEPORT sockets (one reader goroutine each)")
+	rcvbuf := int64(64 << 20)
+	fs.Var(bytesFlag{&rcvbuf}, "rcvbuf", "SO_RCVBUF asked for each socket (the kernel may cap it at net.core.rmem_max)")
+	fs.DurationVar(&o.live.FlushInterval, "flush-interval", 5*time.Millisecond, "longest time a received packet waits before reassembly")
+
+	// Reassembly.
+	fs.IntVar(&o.flow.Workers, "workers", 0, "reassembly workers (0: GOMAXPROCS)")
+	fs.IntVar(&o.flow.MaxConns, "max-conns", 262144, "TCP connections tracked at once; new ones beyond are dropped and counted")
+	connBuf := int64(256 << 10)
+	fs.Var(bytesFlag{&connBuf}, "conn-buffer", "out-of-order bytes buffered per connection")
+	fs.Var(bytesFlag{&o.flow.MaxBufferBytes}, "total-buffer", "out-of-order bytes buffered in total (default 256MiB)")
+	fs.DurationVar(&o.flow.ReorderWindow, "reorder-window", 500*time.Millisecond, "how long a hole in a TCP stream waits for its bytes before they count as lost")
+	fs.DurationVar(&o.flow.IdleTimeout, "idle-timeout", 2*time.Minute, "connections without packets for this long are closed")
+
+	// HTTP and records.
+	maxBody := int64(1 << 20)
+	fs.Var(bytesFlag{&maxBody}, "max-body", "body bytes kept per message after decoding; the rest is cut and counted")
+	maxHeader := int64(64 << 10)
+	fs.Var(bytesFlag{&maxHeader}, "max-header", "largest request or status line plus headers")
+	fs.IntVar(&o.recorder.HTTP.MaxPending, "max-pending", 64, "requests awaiting a response per connection")
+	fs.DurationVar(&o.recorder.HTTP.PendingTimeout, "pending-timeout", 30*time.Second, "a request without a response after this long is pending")
+	fs.StringVar(&o.pendingPolicy, "pending", "emit", `what to do with pending requests: "emit" (is_pending "true") or "drop"`)
+	fs.BoolVar(&o.recorder.HTTP.Decompress, "decompress", true, "decode gzip and deflate bodies (under -max-body)")
+	fs.StringVar(&o.recorder.AccountID, "account-id", "1000000", "akto_account_id of every record")
+	fs.StringVar(&o.redact, "redact-headers", "", `comma-separated header names whose values are replaced by "****", e.g. "authorization,cookie,set-cookie"`)
+
+	// Kafka.
+	fs.StringVar(&o.kafkaCfg.Topic, "topic", "akto.api.logs", "Kafka topic of the records")
+	fs.DurationVar(&o.kafkaCfg.Linger, "kafka-linger", 10*time.Millisecond, "time a batch waits to fill")
+	fs.IntVar(&o.kafkaCfg.BatchSize, "kafka-batch-size", 1000, "messages per batch")
+	fs.Var(bytesFlag{&o.kafkaCfg.BatchBytes}, "kafka-batch-bytes", "bytes per batch (default 1MiB)")
+	fs.StringVar(&o.kafkaCfg.Compression, "kafka-compression", "lz4", "lz4, snappy, gzip, zstd or none")
+	fs.StringVar(&o.kafkaCfg.RequiredAcks, "kafka-acks", "all", "all, one or none")
+	fs.IntVar(&o.kafkaCfg.MaxMessageBytes, "kafka-max-message-bytes", 1000000, "the broker's message.max.bytes: larger records have their bodies cut to fit")
+	fs.IntVar(&o.kafkaCfg.QueueSize, "kafka-queue", 10000, "records held for Kafka; beyond, new records are dropped and counted")
+	fs.Var(bytesFlag{&o.kafkaCfg.QueueBytes}, "kafka-queue-bytes", "bytes held for Kafka (default 64MiB)")
+	fs.DurationVar(&o.kafkaCfg.WriteTimeout, "kafka-write-timeout", 10*time.Second, "timeout of one produce request")
+	fs.BoolVar(&o.kafkaCfg.TLS, "kafka-tls", false, "connect to the brokers with TLS")
+	fs.StringVar(&o.kafkaCfg.TLSCAFile, "kafka-tls-ca", "", "PEM file of CAs to trust (default: system pool)")
+	fs.StringVar(&o.kafkaCfg.TLSCertFile, "kafka-tls-cert", "", "PEM client certificate for mutual TLS")
+	fs.StringVar(&o.kafkaCfg.TLSKeyFile, "kafka-tls-key", "", "PEM key of -kafka-tls-cert")
+	fs.BoolVar(&o.kafkaCfg.TLSInsecureSkipVerify, "kafka-tls-insecure", false, "do not verify the broker's certificate (tests only)")
+	fs.StringVar(&o.kafkaCfg.SASLMechanism, "kafka-sasl", "", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+	fs.StringVar(&o.kafkaCfg.SASLUsername, "kafka-username", "", "SASL user name")
+	fs.StringVar(&o.kafkaCfg.SASLPassword, "kafka-password", "", "SASL password (prefer the environment variable SNIFFER_KAFKA_PASSWORD)")
+
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: sniffer [flags]\n\n"+
+			"Receives AWS Traffic Mirroring packets (VXLAN on UDP 4789), pairs HTTP/1.x\n"+
+			"requests with responses and publishes one Akto record per pair to Kafka.\n"+
+			"Every flag can also be set with the environment variable shown; a flag on\n"+
+			"the command line wins.\n\n")
+		fs.VisitAll(func(f *flag.Flag) {
+			name, usage := flag.UnquoteUsage(f)
+			fmt.Fprintf(stderr, "  -%s %s\t(env %s)\n    \t%s", f.Name, name, envName(f.Name), usage)
+			if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" {
+				fmt.Fprintf(stderr, " (default %s)", f.DefValue)
+			}
+			fmt.Fprintln(stderr)
+		})
+	}
+
+	var envErrs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(envName(f.Name)); v != "" {
+			if err := f.Value.Set(v); err != nil {
+				envErrs = append(envErrs, fmt.Errorf("%s=%q: %w", envName(f.Name), v, err))
+			}
+		}
+	})
+	if err := errors.Join(envErrs...); err != nil {
+		return nil, err
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+
+	o.live.ReadBuffer = int(rcvbuf)
+	o.flow.MaxConnBufferBytes = int(connBuf)
+	o.recorder.HTTP.MaxBodyBytes = int(maxBody)
+	o.recorder.HTTP.MaxHeaderBytes = int(maxHeader)
+	o.recorder.MaxRecordBytes = o.kafkaCfg.MaxMessageBytes
+	if o.redact != "" {
+		for _, name := range strings.Split(o.redact, ",") {
+			o.recorder.Redact = append(o.recorder.Redact, strings.TrimSpace(name))
+		}
+	}
+	return o, o.validate()
+}
+
+func (o *options) replay() bool { return o.pcap != "" }
+
+func (o *options) brokers() []string {
+	var bs []string
+	for _, b := range strings.Split(o.kafka, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			bs = append(bs, b)
+		}
+	}
+	return bs
+}
+
+// validate checks how the options fit together; each package's Validate
+// checks its own part.
+func (o *options) validate() error {
+	var errs []error
+	switch o.pendingPolicy {
+	case "emit":
+		o.recorder.HTTP.EmitPending = true
+	case "drop":
+		o.recorder.HTTP.EmitPending = false
+	default:
+		errs = append(errs, fmt.Errorf("-pending %q: want emit or drop", o.pendingPolicy))
+	}
+	switch o.logFormat {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("-log-format %q: want text or json", o.logFormat))
+	}
+	if o.kafka == "none" && o.out == "" {
+		errs = append(errs, errors.New("-kafka none needs -out FILE or -out - : records would go nowhere"))
+	}
+	if o.kafka != "none" && o.kafka != "embedded" {
+		for _, b := range o.brokers() {
+			if !strings.Contains(b, ":") {
+				errs = append(errs, fmt.Errorf("-kafka: broker %q has no port (want host:port)", b))
+			}
+		}
+		if len(o.brokers()) == 0 {
+			errs = append(errs, errors.New("-kafka: no brokers given"))
+		}
+	}
+	if o.shutdown <= 0 {
+		errs = append(errs, errors.New("-shutdown-timeout must be positive"))
+	}
+	o.recorder.Source = "MIRRORING"
+	if o.replay() {
+		o.recorder.Source = "PCAP"
+		o.flow.Block = true
+		o.kafkaCfg.Block = true
+	}
+	if !o.replay() {
+		errs = append(errs, o.live.Validate())
+	}
+	errs = append(errs, o.flow.Validate(), o.recorder.Validate())
+	return errors.Join(errs...)
+}

@@ -1,0 +1,242 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/apitap/apitap/internal/capture"
+	"github.com/apitap/apitap/internal/embedded"
+	"github.com/apitap/apitap/internal/flow"
+	"github.com/apitap/apitap/internal/http1"
+	"github.com/apitap/apitap/internal/kafkasink"
+	"github.com/apitap/apitap/internal/recorder"
+)
+
+// sniffer wires capture → flow → recorder → outputs.
+type sniffer struct {
+	o      *options
+	log    *slog.Logger
+	stdout io.Writer
+
+	captureStats  capture.Stats
+	flowStats     flow.Stats
+	httpStats     http1.Stats
+	recorderStats recorder.Stats
+
+	broker *embedded.Broker
+	sink   *kafkasink.Sink
+	lines  *lineWriter
+	engine *flow.Engine
+}
+
+func newSniffer(ctx context.Context, o *options, log *slog.Logger, stdout io.Writer) (_ *sniffer, err error) {
+	s := &sniffer{o: o, log: log, stdout: stdout}
+	defer func() {
+		if err != nil {
+			s.closeOutputs(context.Background())
+		}
+	}()
+	maxRecord := o.kafkaCfg.MaxMessageBytes
+	switch o.kafka {
+	case "none":
+	case "embedded":
+		addr := o.embeddedAddr
+		if o.replay() {
+			addr = "127.0.0.1:0" // nobody else reads it: do not take a fixed port
+		}
+		if s.broker, err = embedded.Start(addr, o.kafkaCfg.Topic, 1); err != nil {
+			return nil, fmt.Errorf("starting embedded broker on %s: %w", addr, err)
+		}
+		log.Info("embedded broker started", "addr", s.broker.Addr(), "topic", o.kafkaCfg.Topic)
+		o.kafkaCfg.Brokers = []string{s.broker.Addr()}
+	default:
+		o.kafkaCfg.Brokers = o.brokers()
+	}
+	if len(o.kafkaCfg.Brokers) > 0 {
+		o.kafkaCfg.Logger = log
+		if s.sink, err = kafkasink.New(o.kafkaCfg); err != nil {
+			return nil, err
+		}
+		maxRecord = s.sink.MaxPayload() - 256 // room for the key
+	}
+	if o.out != "" {
+		if s.lines, err = newLineWriter(o.out, stdout); err != nil {
+			return nil, err
+		}
+	}
+	o.recorder.MaxRecordBytes = maxRecord
+	rec, err := recorder.New(o.recorder, s, &s.recorderStats, &s.httpStats)
+	if err != nil {
+		return nil, err
+	}
+	if s.engine, err = flow.New(o.flow, &s.flowStats, rec.NewHandler); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Publish fans a record out to the Kafka sink and the line writer.
+func (s *sniffer) Publish(key, value []byte) bool {
+	ok := true
+	if s.lines != nil {
+		ok = s.lines.write(value) && ok
+	}
+	if s.sink != nil {
+		ok = s.sink.Publish(key, value) && ok
+	}
+	return ok
+}
+
+func (s *sniffer) run(ctx context.Context) error {
+	if s.o.replay() {
+		return s.replay(ctx)
+	}
+	return s.live(ctx)
+}
+
+func (s *sniffer) replay(ctx context.Context) error {
+	start := time.Now()
+	s.log.Info("replaying capture", "file", s.o.pcap)
+	in := s.engine.NewInput()
+	err := capture.ReplayFile(s.o.pcap, in, &s.captureStats)
+	s.engine.Close()
+	closeErr := s.closeOutputs(ctx)
+	s.log.Info("replay done", "file", s.o.pcap, "frames", s.captureStats.Datagrams.Load(),
+		"records", s.recorderStats.Records.Load(), "elapsed", time.Since(start).Round(time.Millisecond))
+	if err != nil {
+		return err
+	}
+	if s.broker != nil {
+		if err := s.printDemo(ctx); err != nil {
+			return err
+		}
+		s.broker.Close()
+	}
+	return closeErr
+}
+
+func (s *sniffer) live(ctx context.Context) error {
+	l, err := capture.Listen(s.o.live, &s.captureStats)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	admin, err := s.startAdmin()
+	if err != nil {
+		return err
+	}
+	defer admin.close()
+	s.log.Info("listening", "udp", l.Addr().String(), "health", s.o.healthAddr, "admin", s.o.adminAddr,
+		"kafka", s.o.kafka, "topic", s.o.kafkaCfg.Topic, "workers", s.o.flow.Workers)
+
+	var wg sync.WaitGroup
+	tickCtx, stopTick := context.WithCancel(context.Background())
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-tickCtx.Done():
+				return
+			case now := <-t.C:
+				s.engine.Tick(now)
+			}
+		}
+	}()
+	l.Serve(ctx, func() capture.Sink { return s.engine.NewInput() })
+	stopTick()
+	wg.Wait()
+
+	s.log.Info("stopping: flushing connections and the Kafka queue", "timeout", s.o.shutdown)
+	deadline, cancel := context.WithTimeout(context.Background(), s.o.shutdown)
+	defer cancel()
+	flushed := make(chan struct{})
+	go func() {
+		s.engine.Close()
+		close(flushed)
+	}()
+	select {
+	case <-flushed:
+	case <-deadline.Done():
+		s.log.Warn("connections not flushed before the shutdown deadline")
+	}
+	err = s.closeOutputs(deadline)
+	if s.broker != nil {
+		s.broker.Close()
+	}
+	s.log.Info("stopped", "records", s.recorderStats.Records.Load())
+	return err
+}
+
+// closeOutputs flushes the Kafka queue and the line writer.
+func (s *sniffer) closeOutputs(ctx context.Context) error {
+	var errs []error
+	if s.sink != nil {
+		if err := s.sink.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("flushing kafka: %w", err))
+		}
+		s.sink = nil
+	}
+	if s.lines != nil {
+		if err := s.lines.close(); err != nil {
+			errs = append(errs, fmt.Errorf("writing %s: %w", s.o.out, err))
+		}
+		s.lines = nil
+	}
+	return errors.Join(errs...)
+}
+
+// lineWriter writes records as JSON lines. Workers call write concurrently.
+type lineWriter struct {
+	mu  sync.Mutex
+	f   *os.File
+	w   *bufio.Writer
+	err error
+}
+
+func newLineWriter(path string, stdout io.Writer) (*lineWriter, error) {
+	lw := &lineWriter{}
+	if path == "-" {
+		lw.w = bufio.NewWriterSize(stdout, 256<<10)
+		return lw, nil
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("opening output %s: %w", path, err)
+	}
+	lw.f, lw.w = f, bufio.NewWriterSize(f, 256<<10)
+	return lw, nil
+}
+
+func (lw *lineWriter) write(value []byte) bool {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	if lw.err != nil {
+		return false
+	}
+	lw.w.Write(value)
+	if err := lw.w.WriteByte('\n'); err != nil {
+		lw.err = err
+		return false
+	}
+	return true
+}
+
+func (lw *lineWriter) close() error {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	err := lw.w.Flush()
+	if lw.f != nil {
+		err = errors.Join(err, lw.f.Close())
+	}
+	return errors.Join(lw.err, err)
+}
