@@ -73,7 +73,7 @@ type Sink struct {
 	healthMu sync.Mutex
 	health   error // outcome of the last write or probe; nil: reached a broker
 
-	writeLog, dropLog rateLimit
+	writeLog, probeLog, dropLog rateLimit
 }
 
 // New validates cfg, loads its TLS files and starts the sink's goroutines: the
@@ -125,6 +125,7 @@ func New(cfg Config) (*Sink, error) {
 		probed:     make(chan struct{}),
 		health:     errNoContact,
 		writeLog:   rateLimit{every: logEvery},
+		probeLog:   rateLimit{every: logEvery},
 		dropLog:    rateLimit{every: logEvery},
 	}
 	s.room.L = &s.mu
@@ -527,13 +528,11 @@ func (s *Sink) noteResult(err error, n int) {
 		s.log.Info("kafka broker reached")
 	case err == nil && prev != nil:
 		s.log.Info("kafka broker reachable again")
-	case err != nil && s.writeLog.allow():
-		if n == 0 {
-			s.log.Warn("kafka broker unreachable", "error", err)
-		} else {
-			s.log.Warn("kafka write failed", "messages", n, "error", err,
-				"failed", s.stats.Failed.Load(), "dropped_queue_full", s.stats.DroppedQueueFull.Load())
-		}
+	case err != nil && n == 0 && s.probeLog.allow():
+		s.log.Warn("kafka broker unreachable", "error", err)
+	case err != nil && n > 0 && s.writeLog.allow():
+		s.log.Warn("kafka write failed", "messages", n, "error", err,
+			"failed", s.stats.Failed.Load(), "dropped_queue_full", s.stats.DroppedQueueFull.Load())
 	}
 }
 

@@ -1,0 +1,55 @@
+# apitap: the Makefile is the contract. `make help` lists the targets.
+SHELL := /bin/bash
+GO ?= go
+FUZZTIME ?= 5s
+BENCHTIME ?= 1s
+DEMO_PCAP ?= testdata/demo.pcap
+
+# Fuzz targets as package:Target; `make fuzz` runs each for FUZZTIME.
+FUZZ_TARGETS := \
+	./internal/decode:FuzzVXLAN \
+	./internal/decode:FuzzFrame \
+	./internal/http1:FuzzConn
+
+.PHONY: help build build-sniffer-arm64 demo test deps unit fuzz e2e bench vet clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z0-9_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
+
+build: ## build the sniffer for this machine into bin/
+	$(GO) build -o bin/sniffer ./sniffer
+
+build-sniffer-arm64: ## build the sniffer for EC2 Graviton (linux/arm64) into bin/linux-arm64/
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags='-s -w' -o bin/linux-arm64/sniffer ./sniffer
+
+demo: ## replay the bundled capture into the in-process Kafka broker and print what came out
+	$(GO) run ./sniffer -pcap $(DEMO_PCAP) -kafka embedded -admin-addr '' -health-addr '' -log-level warn
+
+deps: ## install what the tests need (Debian packages, Kafka jars from Maven Central)
+	bash scripts/test-deps.sh
+
+vet: ## go vet and gofmt
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+
+unit: ## unit, table and property tests
+	$(GO) test -count=1 ./internal/... ./sniffer/...
+	$(GO) test -count=1 -race ./internal/flow/ ./internal/kafkasink/
+
+fuzz: ## run every fuzz target for FUZZTIME (default 5s)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
+
+e2e: deps ## end-to-end tests in network namespaces with a real Kafka broker, and the tshark oracle (root)
+	$(GO) test -count=1 -timeout 20m -v ./tests/... 2>&1 | tee /tmp/apitap-e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
+
+test: vet unit fuzz e2e ## every test: what CI runs
+
+bench: ## benchmarks (decode, reassembly, HTTP parsing, record encoding) with allocations
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 5 ./internal/...
+
+clean: ## remove build output
+	rm -rf bin cdk.out

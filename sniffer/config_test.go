@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestFlagsFromEnvironment(t *testing.T) {
+	o, err := parseFlags([]string{"-topic", "from-flag"}, env(map[string]string{
+		"SNIFFER_TOPIC":          "from-env",
+		"SNIFFER_KAFKA":          "b1:9092, b2:9092",
+		"SNIFFER_MAX_BODY":       "64KiB",
+		"SNIFFER_REORDER_WINDOW": "250ms",
+		"SNIFFER_REDACT_HEADERS": "Authorization, Cookie",
+		"SNIFFER_PENDING":        "drop",
+	}), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.kafkaCfg.Topic != "from-flag" {
+		t.Errorf("a flag must win over its environment variable: topic %q", o.kafkaCfg.Topic)
+	}
+	if got := o.brokers(); len(got) != 2 || got[1] != "b2:9092" {
+		t.Errorf("brokers = %q", got)
+	}
+	if o.recorder.HTTP.MaxBodyBytes != 64<<10 || o.flow.ReorderWindow != 250*time.Millisecond {
+		t.Errorf("max body %d, reorder window %v", o.recorder.HTTP.MaxBodyBytes, o.flow.ReorderWindow)
+	}
+	if len(o.recorder.Redact) != 2 || o.recorder.Redact[1] != "Cookie" {
+		t.Errorf("redact = %q", o.recorder.Redact)
+	}
+	if o.recorder.HTTP.EmitPending {
+		t.Error("SNIFFER_PENDING=drop ignored")
+	}
+	if o.recorder.Source != "MIRRORING" || o.flow.Block {
+		t.Error("live mode must not block intake")
+	}
+}
+
+func TestReplayMode(t *testing.T) {
+	o, err := parseFlags([]string{"-pcap", "x.pcap", "-kafka", "none", "-out", "-"}, env(nil), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.recorder.Source != "PCAP" || !o.flow.Block || !o.kafkaCfg.Block {
+		t.Errorf("replay: source %q, flow block %v, kafka block %v", o.recorder.Source, o.flow.Block, o.kafkaCfg.Block)
+	}
+}
+
+func TestBadConfiguration(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"-kafka", "none"}, nil, "needs -out"},
+		{[]string{"-kafka", "broker-without-port"}, nil, "has no port"},
+		{[]string{"-pending", "keep"}, nil, "want emit or drop"},
+		{[]string{"-max-body", "lots"}, nil, "invalid size"},
+		{nil, map[string]string{"SNIFFER_MAX_CONNS": "many"}, "SNIFFER_MAX_CONNS"},
+		{[]string{"-listen", "nope:nope:1"}, nil, "listen address"},
+		{[]string{"-log-format", "xml"}, nil, "want text or json"},
+		{[]string{"extra"}, nil, "unexpected arguments"},
+	} {
+		_, err := parseFlags(tc.args, env(tc.env), &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v %v: error %v, want one containing %q", tc.args, tc.env, err, tc.want)
+		}
+	}
+}
+
+func TestHelpNamesEnvironmentVariables(t *testing.T) {
+	var out bytes.Buffer
+	if code := run([]string{"-h"}, env(nil), &out, &out); code != 0 {
+		t.Fatalf("-h exited %d", code)
+	}
+	for _, want := range []string{"-kafka", "SNIFFER_KAFKA", "SNIFFER_MAX_BODY", "-pcap", "SNIFFER_REDACT_HEADERS"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("-h does not mention %s", want)
+		}
+	}
+}
+
+func TestParseBytes(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "1024": 1024, "64KiB": 64 << 10, "1 MiB": 1 << 20, "2GiB": 2 << 30, "5MB": 5e6} {
+		if got, err := parseBytes(in); err != nil || got != want {
+			t.Errorf("parseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "-1", "1.5MiB", "MiB", "12x"} {
+		if _, err := parseBytes(in); err == nil {
+			t.Errorf("parseBytes(%q) accepted", in)
+		}
+	}
+}
