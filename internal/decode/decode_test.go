@@ -487,6 +487,10 @@ func frameCases(t testing.TB) []frameCase {
 			pkt: want6(1, httpGet)},
 		{name: "ethernet vxlan inner padding", linkType: LinkEthernet, in: mirrored(t, testVNI, cat(eth4(t, short), fill(6, 0xee))), pkt: want4(testVNI, []byte("hi"))},
 		{name: "ethernet vxlan inner truncated", linkType: LinkEthernet, in: mirrored(t, testVNI, eth4(t, seg)[:ip+40+10]), pkt: missing(want4(testVNI, httpGet[:10]), len(httpGet)-10)},
+		// The same inner packet behind an outer frame with a trailer: what
+		// is missing ends at the outer datagram, not at the capture's end.
+		{name: "ethernet vxlan inner truncated trailer", linkType: LinkEthernet, in: cat(mirrored(t, testVNI, eth4(t, seg)[:ip+40+10]), fill(20, 0xee)),
+			pkt: missing(want4(testVNI, httpGet[:10]), len(httpGet)-10)},
 		{name: "ethernet vxlan bad checksums", linkType: LinkEthernet, in: badSums, pkt: want4(testVNI, httpGet)},
 		// An outer datagram cut by the snap length: its inner packet is
 		// incomplete whatever it announces.

@@ -75,13 +75,13 @@ func checkDecode(t *testing.T, b []byte, dec func(*Packet) Reason, walk func() (
 	if p.Missing < 0 || p.Missing > 65535 {
 		t.Fatalf("missing = %d", p.Missing)
 	}
-	if p.Missing > 0 && end != len(b) {
-		t.Fatalf("missing = %d but the payload ends at %d of %d bytes", p.Missing, end, len(b))
-	}
 
 	w, ok := walk()
 	if !ok {
 		t.Fatalf("decoded OK but the reference walk failed: %+v", p)
+	}
+	if end > w.limit || p.Missing > 0 && end != w.limit {
+		t.Fatalf("missing = %d and the payload ends at %d; the packet can hold bytes up to %d", p.Missing, end, w.limit)
 	}
 	if got := end + p.Missing; got != w.end {
 		t.Fatalf("payload end %d + missing %d = %d, the IP header at %d announces an end at %d", end, p.Missing, got, w.ip, w.end)
@@ -115,6 +115,9 @@ type ref struct {
 	ip  int // the IP header
 	l4  int // the TCP header
 	end int // where the IP header says the packet ends
+	// limit is where the bytes that can hold the packet end: the input's
+	// end, or the end of the outer datagram that carries it.
+	limit int
 }
 
 // The reference walks trust the headers the decoder accepted and only
@@ -164,7 +167,7 @@ func refEtherType(b []byte, typeAt, next int, outer bool) (ref, bool) {
 }
 
 func refIP(b []byte, at int, outer bool) (ref, bool) {
-	w := ref{ip: at}
+	w := ref{ip: at, limit: len(b)}
 	var proto layers.IPProtocol
 	switch {
 	case len(b) >= at+20 && b[at]>>4 == 4:
@@ -189,7 +192,9 @@ func refIP(b []byte, at int, outer bool) (ref, bool) {
 	case proto == layers.IPProtocolTCP && len(b) >= w.l4+20:
 		return w, true
 	case proto == layers.IPProtocolUDP && outer && len(b) >= w.l4+8 && binary.BigEndian.Uint16(b[w.l4+2:]) == VXLANPort:
-		return refVXLAN(b, w.l4+8)
+		inner, ok := refVXLAN(b, w.l4+8)
+		inner.limit = min(w.end, len(b))
+		return inner, ok
 	}
 	return ref{}, false
 }
@@ -231,6 +236,8 @@ func frameSeeds(t testing.TB) []seed {
 		{name: "ethernet_vlan_vxlan_vlan", linkType: LinkEthernet, in: eth4(t, ip4UDP(t, eni4, target4, 61000, VXLANPort, vxlan(t, 5, eth4(t, seg, 7))), 300)},
 		{name: "ethernet_tcp_ipv6_hop_by_hop", linkType: LinkEthernet, in: eth6(t, ip6TCP(t, newTCP(), httpGet, layers.IPProtocolIPv6HopByHop, hopByHop8))},
 		{name: "ethernet_padding", linkType: LinkEthernet, in: cat(eth4(t, ip4TCP(t, newTCP(), []byte("hi"), nil)), fill(4, 0xee))},
+		// The mirror cut the inner packet; the outer frame has a trailer.
+		{name: "ethernet_vxlan_inner_cut_trailer", linkType: LinkEthernet, in: cat(mirrored(t, testVNI, eth4(t, seg)[:14+40+10]), fill(20, 0xee))},
 		{name: "ethernet_truncated", linkType: LinkEthernet, in: eth4(t, seg)[:14+40+10]},
 		{name: "ethernet_vxlan_cut", linkType: LinkEthernet, in: mirrored(t, testVNI, eth4(t, seg))[:100], want: Truncated},
 		{name: "ethernet_fragment", linkType: LinkEthernet, in: mirrored(t, 1, eth4(t, ip4TCP(t, newTCP(), httpGet, func(ip *layers.IPv4) { ip.FragOffset = 185 }))), want: Fragment},
