@@ -10,7 +10,6 @@ import (
 
 	"github.com/apitap/apitap/internal/capture"
 	"github.com/apitap/apitap/internal/flow"
-	"github.com/apitap/apitap/internal/http1"
 	"github.com/apitap/apitap/internal/kafkasink"
 	"github.com/apitap/apitap/internal/recorder"
 )

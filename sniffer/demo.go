@@ -37,8 +37,14 @@ func (s *sniffer) printDemo(ctx context.Context) error {
 		paths[p]++
 		statuses[r["statusCode"]]++
 		if len(samples) < 2 && (len(samples) == 0 || r["method"] != "GET") {
-			pretty, _ := json.MarshalIndent(r, "  ", "  ")
-			samples = append(samples, string(pretty))
+			var pretty strings.Builder
+			enc := json.NewEncoder(&pretty)
+			enc.SetEscapeHTML(false)
+			enc.SetIndent("  ", "  ")
+			if err := enc.Encode(r); err != nil {
+				return err
+			}
+			samples = append(samples, strings.TrimSpace(pretty.String()))
 		}
 	}
 	w := s.stdout

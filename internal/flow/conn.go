@@ -65,7 +65,8 @@ type half struct {
 	ooo     []segment
 	finSeen bool
 	finSeq  uint32
-	ended   bool // End was delivered
+	finTs   time.Time // when the FIN was seen
+	ended   bool      // End was delivered
 }
 
 type conn struct {

@@ -7,8 +7,13 @@ import (
 )
 
 // segBufSize holds the largest segment a mirror delivers (8500 bytes after
-// the VXLAN header) with room to spare.
-const segBufSize = 9216
+// the VXLAN header) with room to spare; smallBufSize holds a segment of a
+// standard 1500-byte MTU. Buffers count against the caps by their capacity,
+// the memory they really pin.
+const (
+	segBufSize   = 9216
+	smallBufSize = 2048
+)
 
 // worker owns a share of the connections. It is used by one goroutine.
 type worker struct {
@@ -19,7 +24,8 @@ type worker struct {
 	maxConns   int
 	maxBuf     int64 // out-of-order bytes this worker may hold
 	buffered   int64
-	free       [][]byte // segment buffers ready for reuse
+	free       [][]byte // segment buffers of segBufSize ready for reuse
+	freeSmall  [][]byte // and of smallBufSize
 	clock      time.Time
 	lastSweep  time.Time
 }
@@ -51,6 +57,12 @@ func (w *worker) packet(p *decode.Packet, ts time.Time) {
 	}
 	if c == nil {
 		if p.Flags&decode.RST != 0 {
+			return
+		}
+		if len(p.Payload)+p.Missing == 0 && p.Flags&(decode.SYN|decode.FIN) == 0 {
+			// A bare ACK (the last one of a closed connection, a keep-alive)
+			// has nothing to reassemble: a connection opened for it would
+			// only hold a table slot until it expires.
 			return
 		}
 		if len(w.conns) >= w.maxConns {
@@ -91,25 +103,44 @@ func (w *worker) packet(p *decode.Packet, ts time.Time) {
 	if p.Flags&decode.FIN != 0 && !d.finSeen {
 		d.finSeen = true
 		d.finSeq = p.Seq + uint32(n)
+		d.finTs = ts
 		if !d.started {
 			d.started = true
 			d.next = d.finSeq
 		}
 	}
-	if d.finSeen && !d.ended && len(d.ooo) == 0 && seqDiff(d.next, d.finSeq) >= 0 {
-		d.ended = true
-		if !c.skipping {
-			c.h.End(dir, ts)
-		}
-		if c.dirs[1-dir].ended {
-			w.stats.ConnsClosedFIN.Add(1)
-			w.close(k, c, ts)
-			return
-		}
-	}
 	if len(d.ooo) > 0 && ts.Sub(d.ooo[0].ts) > w.cfg.ReorderWindow {
 		w.forceGap(c, dir, ts)
 	}
+	w.finish(k, c, dir, ts)
+}
+
+// finish delivers End once dir's data up to its FIN is through, declaring
+// lost what is still missing before the FIN once the reorder window has
+// passed, and closes c when both directions have ended. It reports whether
+// c was closed.
+func (w *worker) finish(k key, c *conn, dir int, ts time.Time) bool {
+	d := &c.dirs[dir]
+	if !d.finSeen || d.ended || len(d.ooo) > 0 {
+		return false
+	}
+	if n := seqDiff(d.finSeq, d.next); n > 0 {
+		if ts.Sub(d.finTs) <= w.cfg.ReorderWindow {
+			return false
+		}
+		w.gap(c, dir, int(n), ts)
+		d.next = d.finSeq
+	}
+	d.ended = true
+	if !c.skipping {
+		c.h.End(dir, ts)
+	}
+	if c.dirs[1-dir].ended {
+		w.stats.ConnsClosedFIN.Add(1)
+		w.close(k, c, ts)
+		return true
+	}
+	return false
 }
 
 // isNewSYN tells a SYN that opens a new connection on c's 4-tuple from a
@@ -158,8 +189,13 @@ func (w *worker) segment(c *conn, dir int, seq uint32, payload []byte, missing i
 	if len(payload) == 0 {
 		return // only missing bytes ahead of a hole: the hole will be declared anyway
 	}
-	if !w.makeRoom(c, dir, len(payload), ts) {
-		return // lost: its hole is declared when the window passes
+	if !w.makeRoom(c, dir, bufCap(len(payload)), ts) {
+		// It cannot be buffered (nothing is buffered for c any more): give
+		// up on the hole before it rather than on the bytes in hand.
+		w.gap(c, dir, int(seqDiff(seq, d.next)), ts)
+		d.next = seq
+		w.deliver(c, dir, payload, missing, ts)
+		return
 	}
 	if seqDiff(seq, d.next) <= 0 {
 		// Making room declared the hole and the stream caught up.
@@ -169,7 +205,7 @@ func (w *worker) segment(c *conn, dir int, seq uint32, payload []byte, missing i
 	w.insert(d, seq, payload, missing, ts)
 }
 
-// makeRoom frees buffer space for n more bytes of c's direction dir, first
+// makeRoom frees buffer space for a buffer of capacity n for c's direction dir, first
 // by giving up on c's own holes, then on other connections' holes.
 func (w *worker) makeRoom(c *conn, dir, n int, ts time.Time) bool {
 	for c.bufferedBytes()+n > w.cfg.MaxConnBufferBytes || w.buffered+int64(n) > w.maxBuf {
@@ -209,7 +245,7 @@ func (c *conn) bufferedBytes() int {
 	n := 0
 	for i := range c.dirs {
 		for _, s := range c.dirs[i].ooo {
-			n += len(s.data)
+			n += cap(s.data)
 		}
 	}
 	return n
@@ -227,8 +263,8 @@ func (w *worker) insert(d *half, seq uint32, payload []byte, missing int, ts tim
 	d.ooo = append(d.ooo, segment{})
 	copy(d.ooo[i+1:], d.ooo[i:])
 	d.ooo[i] = s
-	w.buffered += int64(len(buf))
-	w.stats.BufferedBytes.Add(int64(len(buf)))
+	w.buffered += int64(cap(buf))
+	w.stats.BufferedBytes.Add(int64(cap(buf)))
 }
 
 func (w *worker) deliver(c *conn, dir int, payload []byte, missing int, ts time.Time) {
@@ -308,6 +344,10 @@ func (w *worker) close(k key, c *conn, ts time.Time) {
 		d := &c.dirs[dir]
 		w.flushHoles(c, dir, ts)
 		if d.finSeen && !d.ended {
+			if n := seqDiff(d.finSeq, d.next); n > 0 {
+				w.gap(c, dir, int(n), ts)
+				d.next = d.finSeq
+			}
 			d.ended = true
 			if !c.skipping {
 				c.h.End(dir, ts)
@@ -340,6 +380,9 @@ func (w *worker) advance(now time.Time) {
 				w.flushHoles(c, dir, w.clock)
 			}
 		}
+		if w.finish(k, c, 0, w.clock) || w.finish(k, c, 1, w.clock) {
+			continue
+		}
 		if !c.skipping {
 			c.h.Expire(w.clock)
 		}
@@ -354,21 +397,42 @@ func (w *worker) closeAll() {
 	}
 }
 
+// bufCap is the capacity of the buffer getBuf returns for n bytes.
+func bufCap(n int) int {
+	switch {
+	case n <= smallBufSize:
+		return smallBufSize
+	case n <= segBufSize:
+		return segBufSize
+	}
+	return n
+}
+
 func (w *worker) getBuf(n int) []byte {
-	if n <= segBufSize && len(w.free) > 0 {
-		b := w.free[len(w.free)-1]
-		w.free = w.free[:len(w.free)-1]
+	free := &w.free
+	if n <= smallBufSize {
+		free = &w.freeSmall
+	}
+	if c := bufCap(n); c <= segBufSize && len(*free) > 0 {
+		b := (*free)[len(*free)-1]
+		*free = (*free)[:len(*free)-1]
 		return b[:0]
 	}
-	return make([]byte, 0, max(n, segBufSize))
+	return make([]byte, 0, bufCap(n))
 }
 
 func (w *worker) release(b []byte) {
-	w.buffered -= int64(len(b))
-	w.stats.BufferedBytes.Add(-int64(len(b)))
+	w.buffered -= int64(cap(b))
+	w.stats.BufferedBytes.Add(-int64(cap(b)))
 	// Keep enough buffers to refill the worker's share without allocating,
 	// and no more.
-	if cap(b) == segBufSize && int64(len(w.free))*segBufSize < w.maxBuf {
+	if int64(len(w.free))*segBufSize+int64(len(w.freeSmall))*smallBufSize >= w.maxBuf {
+		return
+	}
+	switch cap(b) {
+	case segBufSize:
 		w.free = append(w.free, b)
+	case smallBufSize:
+		w.freeSmall = append(w.freeSmall, b)
 	}
 }

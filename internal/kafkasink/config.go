@@ -140,7 +140,8 @@ type Config struct {
 	// Release, when set, is called once for every message given to Publish,
 	// accepted or dropped, once the sink and the writer are done with its
 	// bytes, so that the caller can reuse them (e.g. return them to a pool).
-	// It is called from the sink's and kafka-go's goroutines, concurrently.
+	// It is called from Publish and from the sink's and kafka-go's
+	// goroutines, concurrently, and must not block.
 	// Messages still inside the writer when Close gives up are released only
 	// if the writer completes them later. Default nil: buffers are left to
 	// the garbage collector.

@@ -367,3 +367,62 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestBrokerDiesAndComesBack(t *testing.T) {
+	b := startBroker(t, 1)
+	addr := b.Addr()
+	s := newSink(t, Config{Brokers: []string{addr}, MaxAttempts: 2, WriteTimeout: time.Second, ProbeInterval: 50 * time.Millisecond})
+	defer s.Close(context.Background())
+	st := s.Stats()
+	s.Publish([]byte("k"), []byte("1"))
+	waitFor(t, "first delivery", 5*time.Second, func() bool { return st.Delivered.Load() == 1 })
+	if err := s.Ready(); err != nil {
+		t.Fatalf("Ready() = %v after a delivery", err)
+	}
+
+	b.Close()
+	for i := 0; i < 10; i++ {
+		s.Publish([]byte("k"), []byte("2"))
+	}
+	waitFor(t, "failures after the broker died", 10*time.Second, func() bool { return st.Failed.Load() == 10 })
+	if err := s.Ready(); err == nil || !strings.Contains(err.Error(), "broker unreachable") {
+		t.Fatalf("Ready() = %v, want broker unreachable", err)
+	}
+
+	b2, err := embedded.Start(addr, DefaultTopic, 1)
+	if err != nil {
+		t.Skipf("restarting the broker on %s: %v", addr, err)
+	}
+	defer b2.Close()
+	waitFor(t, "Ready after the broker came back", 10*time.Second, func() bool { return s.Ready() == nil })
+	s.Publish([]byte("k"), []byte("3"))
+	waitFor(t, "delivery after the broker came back", 10*time.Second, func() bool { return st.Delivered.Load() == 2 })
+}
+
+func BenchmarkPublish(b *testing.B) {
+	br, err := embedded.Start("", DefaultTopic, 4)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer br.Close()
+	s, err := New(Config{Brokers: []string{br.Addr()}, Block: true, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	value := bytes.Repeat([]byte(`{"path":"/api/v1/x","method":"GET"}`), 40)
+	keys := make([][]byte, 64)
+	for i := range keys {
+		keys[i] = []byte(fmt.Sprintf("conn-%d", i))
+	}
+	b.SetBytes(int64(len(value)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		s.Publish(keys[i%len(keys)], value)
+	}
+	if err := s.Close(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	if d := s.Stats().Delivered.Load(); d != uint64(b.N) {
+		b.Fatalf("delivered %d of %d", d, b.N)
+	}
+}

@@ -16,25 +16,32 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 )
 
 // RepoRoot returns the directory holding the module's go.mod, found by
 // walking up from the working directory (go test runs in the package dir).
 func RepoRoot(tb testing.TB) string {
 	tb.Helper()
+	root, err := findRoot()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return root
+}
+
+func findRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
-		tb.Fatalf("getwd: %v", err)
+		return "", err
 	}
 	for {
 		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil &&
 			bytes.Contains(b, []byte("module github.com/apitap/apitap")) {
-			return dir
+			return dir, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			tb.Fatalf("go.mod of github.com/apitap/apitap not found above the working directory")
+			return "", errors.New("go.mod of github.com/apitap/apitap not found above the working directory")
 		}
 		dir = parent
 	}
@@ -82,9 +89,11 @@ func LookPath(cmd string) (string, error) {
 // root, e.g. "./sniffer") into dir and returns the binaries' paths in the
 // same order. APITAP_SNIFFER, when set, names a prebuilt sniffer binary
 // used instead of building ./sniffer.
-func Build(tb testing.TB, dir string, pkgs ...string) []string {
-	tb.Helper()
-	root := RepoRoot(tb)
+func Build(dir string, pkgs ...string) ([]string, error) {
+	root, err := findRoot()
+	if err != nil {
+		return nil, err
+	}
 	out := make([]string, len(pkgs))
 	var build []string
 	for i, p := range pkgs {
@@ -98,17 +107,15 @@ func Build(tb testing.TB, dir string, pkgs ...string) []string {
 		build = append(build, p)
 	}
 	if len(build) == 0 {
-		return out
+		return out, nil
 	}
 	args := append([]string{"build", "-o", dir + string(filepath.Separator)}, build...)
 	cmd := exec.Command("go", args...)
 	cmd.Dir = root
-	start := time.Now()
 	if b, err := cmd.CombinedOutput(); err != nil {
-		tb.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, b)
+		return nil, fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, b)
 	}
-	tb.Logf("built %v in %v", build, time.Since(start).Round(time.Millisecond))
-	return out
+	return out, nil
 }
 
 // Record is the flat record of contracts.md §1. Every field is a JSON string.

@@ -1,0 +1,94 @@
+package http1
+
+import (
+	"bytes"
+	"compress/flate"
+	"compress/gzip"
+	"compress/zlib"
+	"io"
+	"sync"
+	"unicode/utf8"
+)
+
+// Decompressors are pooled because each holds tens of kilobytes of window
+// and tables; a sync.Pool lets all workers share them without locks of ours.
+var (
+	gzipReaders  sync.Pool // *gzip.Reader
+	zlibReaders  sync.Pool // io.ReadCloser implementing zlib.Resetter
+	flateReaders sync.Pool // io.ReadCloser implementing flate.Resetter
+)
+
+// decodeBody decodes raw according to enc and returns at most max bytes. cut
+// reports that the output was longer than max. err is the decoder's error
+// (for example a stream that ends early); out then holds what decoded before
+// it. Reading at most max+1 bytes through io.LimitReader is what keeps a
+// compression bomb from costing more than max bytes of memory.
+func decodeBody(enc encoding, raw []byte, max int) (out []byte, cut bool, err error) {
+	var r io.Reader
+	src := bytes.NewReader(raw)
+	switch enc {
+	case encGzip:
+		zr, _ := gzipReaders.Get().(*gzip.Reader)
+		if zr == nil {
+			zr = new(gzip.Reader)
+		}
+		defer gzipReaders.Put(zr)
+		if err := zr.Reset(src); err != nil {
+			return nil, false, err
+		}
+		r = zr
+	case encFlate:
+		if isZlib(raw) {
+			zr, _ := zlibReaders.Get().(io.ReadCloser)
+			if zr == nil {
+				if zr, err = zlib.NewReader(src); err != nil {
+					return nil, false, err
+				}
+			} else if err = zr.(zlib.Resetter).Reset(src, nil); err != nil {
+				zlibReaders.Put(zr)
+				return nil, false, err
+			}
+			defer zlibReaders.Put(zr)
+			r = zr
+		} else {
+			// "deflate" is supposed to be zlib-wrapped, but many servers
+			// send raw DEFLATE under that name.
+			fr, _ := flateReaders.Get().(io.ReadCloser)
+			if fr == nil {
+				fr = flate.NewReader(src)
+			} else if err = fr.(flate.Resetter).Reset(src, nil); err != nil {
+				return nil, false, err // cannot happen: Reset of raw flate only stores src
+			}
+			defer flateReaders.Put(fr)
+			r = fr
+		}
+	default:
+		return raw, false, nil
+	}
+	out, err = io.ReadAll(io.LimitReader(r, int64(max)+1))
+	if len(out) > max {
+		return out[:max], true, nil
+	}
+	return out, false, err
+}
+
+// isZlib reports whether b starts with a zlib header (RFC 1950): method 8
+// (deflate), a window of at most 32 KiB, and a header checksum that holds.
+func isZlib(b []byte) bool {
+	return len(b) >= 2 && b[0]&0x0f == 8 && b[0]>>4 <= 7 && (uint16(b[0])<<8|uint16(b[1]))%31 == 0
+}
+
+// trimPartialRune drops an incomplete UTF-8 sequence at the end of a body
+// that was cut, so that cutting text in the middle of a character does not
+// make it look binary.
+func trimPartialRune(b []byte) []byte {
+	for i := 1; i < utf8.UTFMax && i <= len(b); i++ {
+		if utf8.RuneStart(b[len(b)-i]) {
+			if !utf8.FullRune(b[len(b)-i:]) {
+				return b[:len(b)-i]
+			}
+			return b
+		}
+	}
+	return b
+}

@@ -1,0 +1,891 @@
+// Package http1 turns the two byte streams of one TCP connection into
+// HTTP/1.x request/response pairs.
+//
+// The reassembly layer owns one *Conn per TCP connection and feeds it the
+// in-order bytes of each direction (Data), lost bytes (Gap), FINs (End) and
+// the end of the connection (Close). A Conn is not safe for concurrent use: a
+// worker goroutine calls it for all of its connections, so nothing inside
+// locks or starts goroutines. Bytes passed in are borrowed: whatever is kept
+// is copied before the call returns.
+//
+// Pairing follows HTTP/1.1's only rule: responses come back in the order of
+// the requests. Each connection keeps a FIFO queue of requests; a response is
+// framed with its request's method and paired with the oldest request that
+// has no response yet. Whenever that order can no longer be known for certain
+// (bytes lost, a direction that stopped making sense) the queue is dropped
+// and both directions look for the next plausible message start, because a
+// missing pair is acceptable and a wrong pair is not.
+package http1
+
+import (
+	"bytes"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/apitap/apitap/internal/record"
+)
+
+// Message is one parsed HTTP request or response.
+type Message struct {
+	Method, Target, Proto string // request: "GET", "/a?b=1", "HTTP/1.1"; response: Proto only
+	StatusCode            int    // response: 200
+	Status                string // response: code and reason phrase as sent, "404 Not Found" (just "200" without a reason)
+
+	// Headers are the header fields as sent: names as written, order kept,
+	// repeated fields as separate entries. They are not changed when the body
+	// is decoded. Trailer fields of a chunked body are not kept.
+	Headers []record.Header
+
+	// Body is the body after chunked and content decoding, at most
+	// Config.MaxBodyBytes long, nil when empty or not valid UTF-8. It belongs
+	// to the Message.
+	Body          []byte
+	BodyTruncated bool // Body was cut, or could be decoded only in part
+
+	Time time.Time // capture time of the message's first byte
+}
+
+// Exchange is a request with its response, or with none (pending).
+type Exchange struct {
+	ClientDir int      // the direction (0 or 1) that carried the request
+	Request   *Message // never nil
+	Response  *Message // nil when the request is emitted as pending
+}
+
+// phase is where a direction is within a message.
+type phase uint8
+
+const (
+	phLine      phase = iota // start line (or empty lines between messages)
+	phFields                 // header fields, until the empty line
+	phBody                   // Content-Length body: remain bytes left
+	phChunkSize              // chunk-size line
+	phChunkData              // chunk data: remain bytes left
+	phChunkEnd               // the CRLF after chunk data
+	phTrailer                // trailer fields, until the empty line
+	phClose                  // close-delimited body: until End or Close
+)
+
+// side is the parsing state of one direction.
+type side struct {
+	phase phase
+
+	// sync: the direction is looking for a plausible message start, after a
+	// gap, garbage or at the start of the capture. Only line starts and the
+	// starts of Data calls are tried; lineStart says whether the next byte is
+	// one.
+	sync      bool
+	lineStart bool
+	fresh     bool // no line of this direction looked at yet: TLS and HTTP/2 detection
+	tentative bool // the start line was found by resync; until the head is complete a failure is silent
+	sawCR     bool // phChunkEnd: the CR has been seen
+
+	part      []byte // a line that is not complete yet (borrowed bytes copied)
+	headBytes int    // bytes of the current head or trailer so far
+
+	start    time.Time // capture time of the current message's first byte
+	startSeq uint64    // Conn.seq when it arrived
+
+	msg    *Message
+	isReq  bool
+	entry  *entry // request: its queue entry; response: the entry it answers (nil: orphan)
+	body   []byte // raw body kept so far, at most MaxBodyBytes
+	cut    bool   // raw body longer than MaxBodyBytes
+	remain int64  // phBody, phChunkData
+	enc    encoding
+}
+
+// maxKeptPart bounds the line buffer capacity a direction keeps between
+// messages, so that one huge head does not pin 64 KiB for the connection's life.
+const maxKeptPart = 4 << 10
+
+// next prepares the side for the next message, in step (not resyncing).
+func (d *side) next() {
+	part := d.part[:0]
+	if cap(part) > maxKeptPart {
+		part = nil
+	}
+	fresh := d.fresh
+	*d = side{part: part, fresh: fresh}
+}
+
+// resync abandons whatever the side was doing and makes it search for the
+// next message start. lineStart says whether the next byte begins a line.
+func (d *side) resync(lineStart bool) {
+	d.next()
+	d.sync, d.lineStart = true, lineStart
+}
+
+// entry is one request in a connection's queue.
+type entry struct {
+	req      *Message
+	resp     *Message // the response, when it completed before the request did
+	seq      uint64   // Conn.seq of the request's first byte
+	done     bool     // the request is complete
+	answered bool     // a response has been paired with it (perhaps still being read)
+	dead     bool     // the request was abandoned, but its response is still owed: drop it when it comes
+}
+
+// Conn parses one TCP connection. Create it with NewConn or reuse one with
+// Reset. Its methods must be called from one goroutine; the emit callback is
+// called synchronously from them and must not call back into the Conn.
+type Conn struct {
+	cfg   Config
+	stats *Stats
+	emit  func(*Exchange)
+
+	sides  [2]side
+	client int // the direction that carries requests, -1 until known
+
+	queue []*entry // requests in order; responses pair with the first not answered
+	// owed counts responses still to come for requests that already left the
+	// front of the queue (emitted as pending by Expire or on overflow). They
+	// are dropped when they arrive so that they cannot pair with later requests.
+	owed int
+
+	seq    uint64 // counts Data calls: orders the two directions' bytes
+	skip   bool   // TLS, HTTP/2 or upgraded: nothing more to parse
+	closed bool
+}
+
+// NewConn returns a Conn that reports exchanges to emit. cfg may be nil
+// (defaults); stats may be nil (counts are then discarded).
+func NewConn(cfg *Config, stats *Stats, emit func(*Exchange)) *Conn {
+	c := new(Conn)
+	c.Reset(cfg, stats, emit)
+	return c
+}
+
+// Reset makes c a new connection, keeping its buffers, so that Conns can be
+// pooled.
+func (c *Conn) Reset(cfg *Config, stats *Stats, emit func(*Exchange)) {
+	var conf Config
+	if cfg != nil {
+		conf = *cfg
+	}
+	c.cfg = conf.withDefaults()
+	if stats == nil {
+		stats = new(Stats)
+	}
+	if emit == nil {
+		emit = func(*Exchange) {}
+	}
+	c.stats, c.emit = stats, emit
+	for i := range c.sides {
+		d := &c.sides[i]
+		d.fresh = true
+		d.resync(true) // the start of the capture may be the middle of a message
+	}
+	clear(c.queue)
+	c.queue = c.queue[:0]
+	c.client, c.owed, c.seq = -1, 0, 0
+	c.skip, c.closed = false, false
+}
+
+// Skipping reports whether the connection stopped being HTTP/1 (TLS, HTTP/2,
+// an upgrade or a CONNECT tunnel): the caller may stop feeding it bytes.
+func (c *Conn) Skipping() bool { return c.skip }
+
+// Data parses the next in-order bytes b of direction dir (0 or 1), captured
+// at ts. b is only read during the call.
+func (c *Conn) Data(dir int, b []byte, ts time.Time) {
+	if c.skip || c.closed || dir&^1 != 0 {
+		return
+	}
+	c.seq++
+	if d := &c.sides[dir]; d.sync && len(d.part) == 0 {
+		// A segment usually begins where a write began, so the start of each
+		// piece is tried as a message start too (with strict validation).
+		d.lineStart = true
+	}
+	for len(b) > 0 && !c.skip {
+		n := c.step(dir, b, ts)
+		b = b[n:]
+	}
+}
+
+// step parses the start of b and returns how many bytes it used. It uses at
+// least one byte, except when it abandons a message, after which the next
+// step resynchronises.
+func (c *Conn) step(dir int, b []byte, ts time.Time) int {
+	d := &c.sides[dir]
+	switch d.phase {
+	case phLine:
+		return c.readStartLine(dir, b, ts)
+	case phFields:
+		return c.readField(dir, b, ts)
+	case phBody, phChunkData:
+		n := len(b)
+		if int64(n) > d.remain {
+			n = int(d.remain)
+		}
+		c.keep(d, b[:n])
+		d.remain -= int64(n)
+		if d.remain == 0 {
+			if d.phase == phBody {
+				c.finish(dir)
+			} else {
+				d.phase, d.sawCR = phChunkEnd, false
+			}
+		}
+		return n
+	case phChunkEnd:
+		switch {
+		case b[0] == '\r' && !d.sawCR:
+			d.sawCR = true
+		case b[0] == '\n':
+			d.phase = phChunkSize
+		default:
+			c.garbage(dir, false)
+			return 0
+		}
+		return 1
+	case phChunkSize:
+		line, n, done, long := d.takeLine(b, maxChunkLineLen)
+		if long {
+			c.garbage(dir, done)
+			return n
+		}
+		if !done {
+			return n
+		}
+		size, ok := parseChunkSize(trimCR(line))
+		d.part = d.part[:0]
+		switch {
+		case !ok:
+			c.garbage(dir, true)
+		case size == 0:
+			d.phase, d.headBytes = phTrailer, 0
+		default:
+			d.phase, d.remain = phChunkData, size
+		}
+		return n
+	case phTrailer:
+		line, n, done, long := d.takeLine(b, c.cfg.MaxHeaderBytes-d.headBytes)
+		if long {
+			c.garbage(dir, done)
+			return n
+		}
+		if !done {
+			return n
+		}
+		d.headBytes += len(line) + 1
+		d.part = d.part[:0]
+		if len(trimCR(line)) == 0 {
+			c.finish(dir)
+		}
+		return n
+	case phClose:
+		c.keep(d, b)
+		return len(b)
+	}
+	return len(b)
+}
+
+// takeLine returns the next line of b without its LF, and how many bytes of
+// b it used. A line split over several calls is gathered in d.part; the
+// caller empties d.part once it is done with a returned line. A line longer
+// than room bytes is not gathered: long is set, and done says whether its
+// end was reached.
+func (d *side) takeLine(b []byte, room int) (line []byte, n int, done, long bool) {
+	i := bytes.IndexByte(b, '\n')
+	if i < 0 {
+		if len(d.part)+len(b) > room {
+			d.part = d.part[:0]
+			return nil, len(b), false, true
+		}
+		d.part = append(d.part, b...)
+		return nil, len(b), false, false
+	}
+	if len(d.part)+i > room {
+		d.part = d.part[:0]
+		return nil, i + 1, true, true
+	}
+	if len(d.part) == 0 {
+		return b[:i], i + 1, true, false // in place: no copy
+	}
+	d.part = append(d.part, b[:i]...)
+	return d.part, i + 1, true, false
+}
+
+// roles says which kinds of message dir may carry.
+func (c *Conn) roles(dir int) (req, resp bool) {
+	if c.client < 0 {
+		return true, true
+	}
+	return c.client == dir, c.client != dir
+}
+
+func (c *Conn) readStartLine(dir int, b []byte, ts time.Time) int {
+	d := &c.sides[dir]
+	if len(d.part) == 0 {
+		if d.sync && !d.lineStart {
+			// Resynchronising in the middle of a line: skip to the next one.
+			i := bytes.IndexByte(b, '\n')
+			if i < 0 {
+				return len(b)
+			}
+			d.lineStart = true
+			return i + 1
+		}
+		d.start, d.startSeq = ts, c.seq
+	}
+	if d.fresh {
+		// A TLS record (handshake, or application data when the capture
+		// started late) is recognised by its first two bytes.
+		b0, b1, n := firstTwo(d.part, b)
+		if b0 == 0x16 || b0 == 0x17 {
+			if n == 1 {
+				d.part = append(d.part, b[0])
+				return 1
+			}
+			if b1 == 0x03 {
+				c.skipConn(&c.stats.SkippedTLS)
+				return len(b)
+			}
+		}
+	}
+	line, n, done, long := d.takeLine(b, c.cfg.MaxHeaderBytes)
+	if long {
+		c.rejectLine(dir, done)
+		return n
+	}
+	if !done {
+		req, resp := c.roles(dir)
+		if !plausiblePrefix(d.part, req, resp) {
+			c.rejectLine(dir, false)
+		}
+		return n
+	}
+	c.startLine(dir, line)
+	return n
+}
+
+// firstTwo returns the first two bytes of part followed by b, and how many
+// of them exist (0, 1 or 2).
+func firstTwo(part, b []byte) (b0, b1 byte, n int) {
+	for _, p := range [2][]byte{part, b} {
+		for _, x := range p {
+			if n == 0 {
+				b0 = x
+			} else {
+				return b0, x, 2
+			}
+			n++
+		}
+	}
+	return b0, 0, n
+}
+
+// startLine handles a complete line where a message may start. line may
+// alias d.part; it is not used after d.part is emptied.
+func (c *Conn) startLine(dir int, line []byte) {
+	d := &c.sides[dir]
+	l := trimCR(line)
+	hadCR := len(l) < len(line)
+	strict := d.sync && !d.fresh // a resync point: be picky
+	d.fresh = false
+	req, resp := c.roles(dir)
+	if len(l) == 0 {
+		// Empty lines before a message are allowed (RFC 9112 section 2.2).
+		d.part = d.part[:0]
+		d.lineStart = true
+		return
+	}
+	if req && bytes.Equal(l, h2Preface) {
+		c.skipConn(&c.stats.SkippedHTTP2)
+		return
+	}
+	var m *Message
+	if !strict || hadCR {
+		if req {
+			if method, target, proto, ok := parseRequestLine(l, strict); ok {
+				m = &Message{Method: methodString(method), Target: string(target), Proto: protoString(proto)}
+				d.isReq = true
+			}
+		}
+		if m == nil && resp {
+			if proto, status, code, ok := parseStatusLine(l, strict); ok {
+				m = &Message{Proto: protoString(proto), StatusCode: code, Status: string(status)}
+				d.isReq = false
+			}
+		}
+	}
+	if m == nil {
+		c.rejectLine(dir, true)
+		return
+	}
+	m.Time = d.start
+	d.msg = m
+	d.tentative = d.sync
+	d.sync = false
+	d.phase = phFields
+	d.headBytes = len(line) + 1
+	d.part = d.part[:0]
+}
+
+// rejectLine handles a line that cannot start a message. While resyncing
+// that is expected; otherwise it is garbage.
+func (c *Conn) rejectLine(dir int, lineEnded bool) {
+	d := &c.sides[dir]
+	d.fresh = false
+	if !d.sync {
+		c.garbage(dir, lineEnded)
+		return
+	}
+	d.part = d.part[:0]
+	d.lineStart = lineEnded
+}
+
+func (c *Conn) readField(dir int, b []byte, ts time.Time) int {
+	d := &c.sides[dir]
+	line, n, done, long := d.takeLine(b, c.cfg.MaxHeaderBytes-d.headBytes)
+	if long {
+		c.badHead(dir, done)
+		return n
+	}
+	if !done {
+		return n
+	}
+	d.headBytes += len(line) + 1
+	l := trimCR(line)
+	switch {
+	case len(l) == 0:
+		d.part = d.part[:0]
+		c.endOfHead(dir)
+	case isOWS(l[0]) && len(d.msg.Headers) > 0:
+		// Obsolete line folding (RFC 9112 section 5.2): the line continues
+		// the previous field's value.
+		h := &d.msg.Headers[len(d.msg.Headers)-1]
+		if v := bytes.Trim(l, " \t"); len(v) > 0 {
+			if h.Value == "" {
+				h.Value = string(v)
+			} else {
+				h.Value += " " + string(v)
+			}
+		}
+		d.part = d.part[:0]
+	default:
+		h, ok := parseField(l)
+		if !ok {
+			c.badHead(dir, true)
+			// The offending line may be where the next message really
+			// starts (a message that lost its end), so try it as such.
+			d.start, d.startSeq = ts, c.seq
+			c.startLine(dir, line)
+			return n
+		}
+		d.msg.Headers = append(d.msg.Headers, h)
+		d.part = d.part[:0]
+	}
+	return n
+}
+
+// badHead abandons a head that cannot be parsed. A head found by resync is
+// abandoned silently: its start line was only a guess.
+func (c *Conn) badHead(dir int, lineEnded bool) {
+	d := &c.sides[dir]
+	if d.tentative {
+		d.resync(lineEnded)
+		return
+	}
+	c.garbage(dir, lineEnded)
+}
+
+// garbage counts a direction that stopped making sense and makes it resync.
+// lineEnded says whether the next byte begins a line.
+func (c *Conn) garbage(dir int, lineEnded bool) {
+	d := &c.sides[dir]
+	c.stats.Garbage.Add(1)
+	c.stats.Resyncs.Add(1)
+	if d.isReq {
+		if d.entry != nil {
+			c.abandon(d.entry)
+		}
+	} else if c.client >= 0 && dir != c.client {
+		// Once the server direction is lost, how many responses went by is
+		// unknown: no queued request can be paired safely any more.
+		c.dropQueue(&c.stats.RequestsDroppedDesync)
+	}
+	d.resync(lineEnded)
+}
+
+// endOfHead is called after the empty line that ends a head.
+func (c *Conn) endOfHead(dir int) {
+	d := &c.sides[dir]
+	req, resp := c.roles(dir)
+	f := framingOf(d.msg.Headers)
+	bad := d.isReq && !req || !d.isReq && !resp || f.badCL && !f.hasTE ||
+		d.isReq && f.hasTE && !f.chunked // a request body must end with chunked (RFC 9112 6.3)
+	if bad {
+		c.badHead(dir, true)
+		return
+	}
+	d.tentative = false
+	if c.client < 0 {
+		c.client = dir
+		if !d.isReq {
+			c.client = 1 - dir
+		}
+	}
+	d.enc = f.enc
+	if d.isReq {
+		c.requestHead(dir, f)
+	} else {
+		c.responseHead(dir, f)
+	}
+}
+
+func (c *Conn) requestHead(dir int, f framing) {
+	d := &c.sides[dir]
+	e := &entry{req: d.msg, seq: d.startSeq}
+	c.push(e)
+	d.entry = e
+	switch {
+	case f.chunked:
+		d.phase = phChunkSize
+	case f.cl > 0:
+		c.startBody(d, f.cl)
+	default:
+		c.finish(dir)
+	}
+}
+
+func (c *Conn) responseHead(dir int, f framing) {
+	d := &c.sides[dir]
+	code := d.msg.StatusCode
+	if code < 200 && code != 101 {
+		// Interim response (100 Continue, 103 Early Hints): no body, and the
+		// final response is still to come for the same request.
+		d.next()
+		return
+	}
+	e := c.bindResponse(d.startSeq)
+	d.entry = e
+	method := "GET" // an orphan is framed as the common case
+	if e != nil {
+		method = e.req.Method
+	}
+	switch {
+	case code == 101 || method == "CONNECT" && code/100 == 2:
+		// The connection now carries another protocol (or a tunnel).
+		c.finish(dir)
+		c.skipConn(&c.stats.Upgrades)
+	case method == "HEAD" || code == 204 || code == 304:
+		c.finish(dir)
+	case f.hasTE:
+		if f.chunked {
+			d.phase = phChunkSize
+		} else {
+			d.phase = phClose // RFC 9112 6.3: not chunked means read until close
+		}
+	case f.hasCL:
+		if f.cl > 0 {
+			c.startBody(d, f.cl)
+		} else {
+			c.finish(dir)
+		}
+	default:
+		d.phase = phClose
+	}
+}
+
+// startBody prepares a Content-Length body. The buffer is sized from the
+// length, but not beyond 64 KiB up front: a forged length must not reserve
+// MaxBodyBytes for a body that never comes.
+func (c *Conn) startBody(d *side, n int64) {
+	d.phase, d.remain = phBody, n
+	d.body = make([]byte, 0, min(n, int64(c.cfg.MaxBodyBytes), 64<<10))
+}
+
+// bindResponse picks the request a response starting at seq answers, or nil
+// when there is none (counted).
+func (c *Conn) bindResponse(seq uint64) *entry {
+	if c.owed > 0 {
+		c.owed--
+		c.stats.LateResponses.Add(1)
+		return nil
+	}
+	for _, e := range c.queue {
+		if e.answered {
+			continue
+		}
+		// A response cannot start before its request did: this one answers
+		// a request that was never seen.
+		if e.seq < seq {
+			e.answered = true
+			return e
+		}
+		break
+	}
+	c.stats.OrphanResponses.Add(1)
+	return nil
+}
+
+// keep appends body bytes, copying them, up to MaxBodyBytes.
+func (c *Conn) keep(d *side, p []byte) {
+	if room := c.cfg.MaxBodyBytes - len(d.body); len(p) > room {
+		p = p[:room]
+		d.cut = true
+	}
+	d.body = append(d.body, p...)
+}
+
+// finish completes the message of dir: decodes the body and pairs.
+func (c *Conn) finish(dir int) {
+	d := &c.sides[dir]
+	m, e, isReq := d.msg, d.entry, d.isReq
+	m.Body, m.BodyTruncated = c.decodedBody(d)
+	d.next()
+	if isReq {
+		c.requestDone(e)
+	} else {
+		c.responseDone(e, m)
+	}
+}
+
+// decodedBody turns the raw body of d into what Message.Body holds.
+func (c *Conn) decodedBody(d *side) ([]byte, bool) {
+	body, trunc := d.body, d.cut
+	if trunc {
+		c.stats.BodyTruncated.Add(1)
+	}
+	if len(body) > 0 && c.cfg.Decompress && (d.enc == encGzip || d.enc == encFlate) {
+		out, cut, err := decodeBody(d.enc, body, c.cfg.MaxBodyBytes)
+		if err != nil || d.cut {
+			c.stats.DecodeErrors.Add(1)
+			trunc = true
+		}
+		if cut {
+			c.stats.BodyTruncated.Add(1)
+			trunc = true
+		}
+		body = out
+	}
+	if trunc {
+		body = trimPartialRune(body)
+	}
+	if len(body) == 0 {
+		return nil, trunc
+	}
+	if !utf8.Valid(body) {
+		// The analyzer reads bodies as text: binary content is of no use to
+		// it and would only inflate the record.
+		c.stats.BinaryBodies.Add(1)
+		return nil, trunc
+	}
+	return body, trunc
+}
+
+func (c *Conn) requestDone(e *entry) {
+	e.done = true
+	if e.resp != nil && c.remove(e) {
+		c.emitPair(e)
+	}
+}
+
+func (c *Conn) responseDone(e *entry, m *Message) {
+	if e == nil {
+		return // orphan, already counted
+	}
+	if e.dead {
+		c.remove(e)
+		c.stats.OrphanResponses.Add(1)
+		return
+	}
+	e.resp = m
+	if e.done && c.remove(e) {
+		c.emitPair(e)
+	}
+	// Otherwise the request body is still arriving (an early response):
+	// the pair is emitted when it is complete.
+}
+
+func (c *Conn) emitPair(e *entry) {
+	c.stats.Pairs.Add(1)
+	c.emit(&Exchange{ClientDir: c.client, Request: e.req, Response: e.resp})
+}
+
+// pending emits or drops a request that will get no response.
+func (c *Conn) pending(e *entry) {
+	if c.cfg.EmitPending {
+		c.stats.PendingEmitted.Add(1)
+		c.emit(&Exchange{ClientDir: c.client, Request: e.req})
+	} else {
+		c.stats.PendingDropped.Add(1)
+	}
+}
+
+// push queues a request, making room first if the queue is full.
+func (c *Conn) push(e *entry) {
+	if len(c.queue) >= c.cfg.MaxPending {
+		for i, old := range c.queue {
+			if old.answered {
+				continue // its response is being read
+			}
+			c.removeAt(i)
+			c.owed++ // its response will still come, and must not pair with a later request
+			c.stats.QueueOverflow.Add(1)
+			c.flushEntry(old)
+			break
+		}
+	}
+	c.queue = append(c.queue, e)
+}
+
+// flushEntry disposes of a request that leaves the queue without response.
+func (c *Conn) flushEntry(e *entry) {
+	switch {
+	case e.dead:
+	case e.done:
+		c.pending(e)
+	default:
+		c.stats.Incomplete.Add(1)
+	}
+}
+
+// abandon gives up a request whose body cannot be completed. Its place in
+// the queue stays until its response comes, unless that already happened.
+func (c *Conn) abandon(e *entry) {
+	e.dead = true
+	if e.resp != nil {
+		c.remove(e)
+	}
+}
+
+func (c *Conn) remove(e *entry) bool {
+	for i, q := range c.queue {
+		if q == e {
+			c.removeAt(i)
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Conn) removeAt(i int) {
+	copy(c.queue[i:], c.queue[i+1:])
+	c.queue[len(c.queue)-1] = nil
+	c.queue = c.queue[:len(c.queue)-1]
+}
+
+// dropQueue forgets every queued request, counting those that were real.
+func (c *Conn) dropQueue(counter *atomic.Uint64) {
+	n := 0
+	for _, e := range c.queue {
+		if !e.dead {
+			n++
+		}
+	}
+	counter.Add(uint64(n))
+	clear(c.queue)
+	c.queue = c.queue[:0]
+	c.owed = 0
+}
+
+// skipConn stops parsing the connection for good.
+func (c *Conn) skipConn(counter *atomic.Uint64) {
+	counter.Add(1)
+	c.skip = true
+	for _, e := range c.queue {
+		c.flushEntry(e)
+	}
+	c.release()
+}
+
+// release lets go of everything the connection holds.
+func (c *Conn) release() {
+	clear(c.queue)
+	c.queue = c.queue[:0]
+	c.owed = 0
+	for i := range c.sides {
+		c.sides[i] = side{}
+	}
+}
+
+// Gap reports that n bytes (-1: unknown) of direction dir were lost. Every
+// message in progress is abandoned, the queue is dropped and both directions
+// resynchronise: after a loss, which response answers which request is no
+// longer known.
+func (c *Conn) Gap(dir int, n int, ts time.Time) {
+	if c.skip || c.closed || dir&^1 != 0 || n == 0 {
+		return
+	}
+	c.dropQueue(&c.stats.RequestsDroppedGap)
+	for i := range c.sides {
+		d := &c.sides[i]
+		// What follows the gap may start a message; nothing says it does not.
+		d.resync(true)
+		c.stats.Resyncs.Add(1)
+	}
+}
+
+// End reports a FIN in direction dir: it completes a close-delimited body;
+// any other message in progress in that direction is discarded.
+func (c *Conn) End(dir int, ts time.Time) {
+	if c.skip || c.closed || dir&^1 != 0 {
+		return
+	}
+	d := &c.sides[dir]
+	switch {
+	case d.phase == phClose:
+		c.finish(dir)
+	case d.phase == phLine, d.tentative:
+		// Nothing started, or only a guess.
+	default:
+		c.stats.Incomplete.Add(1)
+		if d.entry != nil {
+			if d.isReq {
+				c.abandon(d.entry)
+			} else {
+				// The request stays unanswered: pending, in time.
+				d.entry.answered = false
+			}
+		}
+	}
+	d.resync(true)
+}
+
+// Close ends the connection: close-delimited bodies complete, requests
+// without a response are emitted or dropped as pending (in order), requests
+// cut short are counted. The Conn does nothing more until Reset.
+func (c *Conn) Close(ts time.Time) {
+	if c.closed {
+		return
+	}
+	if !c.skip {
+		// Server first, so that its close-delimited response can still pair
+		// with a request that is complete.
+		server := 1
+		if c.client == 1 {
+			server = 0
+		}
+		c.End(server, ts)
+		c.End(1-server, ts)
+		for _, e := range c.queue {
+			c.flushEntry(e)
+		}
+	}
+	c.release()
+	c.closed = true
+}
+
+// Expire emits (or drops) the requests that have waited for a response
+// longer than PendingTimeout at capture time now, oldest first.
+func (c *Conn) Expire(now time.Time) {
+	if c.skip || c.closed {
+		return
+	}
+	for len(c.queue) > 0 {
+		e := c.queue[0]
+		if e.answered || !e.done && !e.dead || now.Sub(e.req.Time) < c.cfg.PendingTimeout {
+			return
+		}
+		c.removeAt(0)
+		c.owed++ // a response may still come: it must not pair with the next request
+		if !e.dead {
+			c.pending(e)
+		}
+	}
+}
