@@ -105,7 +105,7 @@ func (s *sniffer) replay(ctx context.Context) error {
 	start := time.Now()
 	s.log.Info("replaying capture", "file", s.o.pcap)
 	in := s.engine.NewInput()
-	err := capture.ReplayFile(s.o.pcap, in, &s.captureStats)
+	err := capture.ReplayFile(ctx, s.o.pcap, in, &s.captureStats)
 	s.engine.Close()
 	closeErr := s.closeOutputs(ctx)
 	s.log.Info("replay done", "file", s.o.pcap, "frames", s.captureStats.Datagrams.Load(),

@@ -94,14 +94,19 @@ func Listen(cfg LiveConfig, stats *Stats) (*Listener, error) {
 		}
 		return serr
 	}}
+	addr := cfg.Addr
 	for i := 0; i < cfg.Sockets; i++ {
-		pc, err := lc.ListenPacket(context.Background(), "udp", cfg.Addr)
+		pc, err := lc.ListenPacket(context.Background(), "udp", addr)
 		if err != nil {
 			l.Close()
 			return nil, fmt.Errorf("listening on udp %s: %w", cfg.Addr, err)
 		}
 		uc := pc.(*net.UDPConn)
 		l.conns = append(l.conns, uc)
+		if i == 0 {
+			// With port 0 the kernel picked one: the other sockets share it.
+			addr = uc.LocalAddr().String()
+		}
 		if i == 0 {
 			l.setReadBuffer(uc, true)
 		} else {

@@ -3,6 +3,7 @@ package capture
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -27,20 +28,21 @@ type frameReader interface {
 // Ethernet/IP/UDP 4789/VXLAN (a capture taken on a sniffer host) or plain
 // frames (VNI 0). A truncated last record ends the replay without error, as
 // when a capture was cut short; anything else unreadable is an error.
-func ReplayFile(path string, sink Sink, stats *Stats) error {
+func ReplayFile(ctx context.Context, path string, sink Sink, stats *Stats) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("opening capture %s: %w", path, err)
 	}
 	defer f.Close()
-	if err := Replay(f, sink, stats); err != nil {
+	if err := Replay(ctx, f, sink, stats); err != nil {
 		return fmt.Errorf("reading capture %s: %w", path, err)
 	}
 	return nil
 }
 
-// Replay is ReplayFile on an open stream.
-func Replay(r io.Reader, sink Sink, stats *Stats) error {
+// Replay is ReplayFile on an open stream. It stops early, without error,
+// when ctx is done.
+func Replay(ctx context.Context, r io.Reader, sink Sink, stats *Stats) error {
 	br := bufio.NewReaderSize(r, 1<<20)
 	magic, err := br.Peek(4)
 	if err != nil {
@@ -66,7 +68,10 @@ func Replay(r io.Reader, sink Sink, stats *Stats) error {
 	}
 	defer sink.Flush()
 	var p decode.Packet
-	for {
+	for n := 0; ; n++ {
+		if n%4096 == 0 && ctx.Err() != nil {
+			return nil
+		}
 		data, ci, err := fr.ZeroCopyReadPacketData()
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil
