@@ -18,7 +18,16 @@ import (
 // endpoints.
 type admin struct {
 	health net.Listener
+	http   net.Listener
 	srv    *http.Server
+}
+
+// addr is the admin HTTP address, nil when disabled.
+func (a *admin) addr() net.Addr {
+	if a.http == nil {
+		return nil
+	}
+	return a.http.Addr()
 }
 
 func (s *sniffer) startAdmin() (*admin, error) {
@@ -50,6 +59,7 @@ func (s *sniffer) startAdmin() (*admin, error) {
 			a.close()
 			return nil, fmt.Errorf("listening for admin HTTP on %s: %w", s.o.adminAddr, err)
 		}
+		a.http = l
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		reg.MustRegister(s.collector())

@@ -322,6 +322,7 @@ func (c *Conn) readStartLine(dir int, b []byte, ts time.Time) int {
 	if len(d.part) == 0 {
 		if d.sync && !d.lineStart {
 			// Resynchronising in the middle of a line: skip to the next one.
+			c.discarded(dir)
 			i := bytes.IndexByte(b, '\n')
 			if i < 0 {
 				return len(b)
@@ -436,6 +437,17 @@ func (c *Conn) rejectLine(dir int, lineEnded bool) {
 	}
 	d.part = d.part[:0]
 	d.lineStart = lineEnded
+	c.discarded(dir)
+}
+
+// discarded is called when a resynchronising direction throws bytes away.
+// If that is the server direction and requests are waiting, the bytes may
+// have held the response of one of them (one this parser could not read):
+// which response answers which request is no longer certain.
+func (c *Conn) discarded(dir int) {
+	if len(c.queue) > 0 && c.client >= 0 && dir != c.client {
+		c.dropQueue(&c.stats.RequestsDroppedDesync)
+	}
 }
 
 func (c *Conn) readField(dir int, b []byte, ts time.Time) int {
@@ -488,6 +500,7 @@ func (c *Conn) badHead(dir int, lineEnded bool) {
 	d := &c.sides[dir]
 	if d.tentative {
 		d.resync(lineEnded)
+		c.discarded(dir)
 		return
 	}
 	c.garbage(dir, lineEnded)
