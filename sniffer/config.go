@@ -119,7 +119,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.IntVar(&o.flow.MaxConns, "max-conns", 262144, "TCP connections tracked at once; new ones beyond are dropped and counted")
 	connBuf := int64(256 << 10)
 	fs.Var(bytesFlag{&connBuf}, "conn-buffer", "out-of-order bytes buffered per connection")
-	fs.Var(bytesFlag{&o.flow.MaxBufferBytes}, "total-buffer", "out-of-order bytes buffered in total (default 256MiB)")
+	o.flow.MaxBufferBytes = 256 << 20
+	fs.Var(bytesFlag{&o.flow.MaxBufferBytes}, "total-buffer", "out-of-order bytes buffered in total")
 	fs.DurationVar(&o.flow.ReorderWindow, "reorder-window", 500*time.Millisecond, "how long a hole in a TCP stream waits for its bytes before they count as lost")
 	fs.DurationVar(&o.flow.IdleTimeout, "idle-timeout", 2*time.Minute, "connections without packets for this long are closed")
 
@@ -139,12 +140,14 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.StringVar(&o.kafkaCfg.Topic, "topic", "akto.api.logs", "Kafka topic of the records")
 	fs.DurationVar(&o.kafkaCfg.Linger, "kafka-linger", 10*time.Millisecond, "time a batch waits to fill")
 	fs.IntVar(&o.kafkaCfg.BatchSize, "kafka-batch-size", 1000, "messages per batch")
-	fs.Var(bytesFlag{&o.kafkaCfg.BatchBytes}, "kafka-batch-bytes", "bytes per batch (default 1MiB)")
+	o.kafkaCfg.BatchBytes = 1 << 20
+	fs.Var(bytesFlag{&o.kafkaCfg.BatchBytes}, "kafka-batch-bytes", "bytes per batch")
 	fs.StringVar(&o.kafkaCfg.Compression, "kafka-compression", "lz4", "lz4, snappy, gzip, zstd or none")
 	fs.StringVar(&o.kafkaCfg.RequiredAcks, "kafka-acks", "all", "all, one or none")
 	fs.IntVar(&o.kafkaCfg.MaxMessageBytes, "kafka-max-message-bytes", 1000000, "the broker's message.max.bytes: larger records have their bodies cut to fit")
 	fs.IntVar(&o.kafkaCfg.QueueSize, "kafka-queue", 10000, "records held for Kafka; beyond, new records are dropped and counted")
-	fs.Var(bytesFlag{&o.kafkaCfg.QueueBytes}, "kafka-queue-bytes", "bytes held for Kafka (default 64MiB)")
+	o.kafkaCfg.QueueBytes = 64 << 20
+	fs.Var(bytesFlag{&o.kafkaCfg.QueueBytes}, "kafka-queue-bytes", "bytes held for Kafka")
 	fs.DurationVar(&o.kafkaCfg.WriteTimeout, "kafka-write-timeout", 10*time.Second, "timeout of one produce request")
 	fs.BoolVar(&o.kafkaCfg.TLS, "kafka-tls", false, "connect to the brokers with TLS")
 	fs.StringVar(&o.kafkaCfg.TLSCAFile, "kafka-tls-ca", "", "PEM file of CAs to trust (default: system pool)")
@@ -163,6 +166,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 			"the command line wins.\n\n")
 		fs.VisitAll(func(f *flag.Flag) {
 			name, usage := flag.UnquoteUsage(f)
+			if _, ok := f.Value.(bytesFlag); ok {
+				name = "size"
+			}
 			fmt.Fprintf(stderr, "  -%s %s\t(env %s)\n    \t%s", f.Name, name, envName(f.Name), usage)
 			if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" {
 				fmt.Fprintf(stderr, " (default %s)", f.DefValue)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -94,6 +95,26 @@ func TestParseBytes(t *testing.T) {
 	for _, in := range []string{"", "-1", "1.5MiB", "MiB", "12x"} {
 		if _, err := parseBytes(in); err == nil {
 			t.Errorf("parseBytes(%q) accepted", in)
+		}
+	}
+}
+
+// TestREADMEDocumentsEveryFlag keeps the README's configuration table in
+// step with the flags.
+func TestREADMEDocumentsEveryFlag(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	run([]string{"-h"}, env(nil), &out, &out)
+	for _, line := range strings.Split(out.String(), "\n") {
+		if !strings.HasPrefix(line, "  -") {
+			continue
+		}
+		name := strings.Fields(line)[0]
+		if !strings.Contains(string(readme), "`"+name+"`") || !strings.Contains(string(readme), envName(name[1:])) {
+			t.Errorf("README does not document %s (%s)", name, envName(name[1:]))
 		}
 	}
 }

@@ -417,6 +417,7 @@ func (c *Conn) startLine(dir int, line []byte) {
 		c.rejectLine(dir, true)
 		return
 	}
+	m.Headers = make([]record.Header, 0, 8) // most messages have a few headers: grow once at most
 	m.Time = d.start
 	d.msg = m
 	d.tentative = d.sync

@@ -198,13 +198,16 @@ func statusPrefix(p []byte) bool {
 	return true
 }
 
-// isTchar reports whether c may appear in a header field name (RFC 9110 token).
-func isTchar(c byte) bool {
-	if c >= 'a' && c <= 'z' || isUpper(c) || isDigit(c) {
-		return true
+// tchar marks the bytes that may appear in a header field name (RFC 9110 token).
+var tchar = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		b := byte(c)
+		t[c] = b >= 'a' && b <= 'z' || isUpper(b) || isDigit(b) || strings.IndexByte("!#$%&'*+-.^_`|~", b) >= 0
 	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
-}
+	return t
+}()
+
+func isTchar(c byte) bool { return tchar[c] }
 
 func isOWS(c byte) bool { return c == ' ' || c == '\t' }
 
