@@ -315,7 +315,7 @@ func TestEngineNonBlockingDrops(t *testing.T) {
 	var refused int
 	select {
 	case refused = <-done:
-	case <-time.After(30 * time.Second):
+	case <-time.After(15 * time.Second):
 		t.Fatal("Add blocked while the workers were stuck")
 	}
 	t.Logf("%d Adds in %v with every worker stuck, %d refused", npkt, time.Since(start), refused)

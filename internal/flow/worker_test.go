@@ -376,6 +376,35 @@ func TestTotalCap(t *testing.T) {
 	}
 }
 
+// When the total cap is reached, another connection's holes are given up
+// to make room: the newcomer's hole still gets its chance to fill.
+func TestTotalCapEvictsOtherConnection(t *testing.T) {
+	const total = 16 << 10
+	h := newHarness(t, Config{MaxConnBufferBytes: total, MaxBufferBytes: total, ReorderWindow: time.Second})
+	a, b := h.conn(100, 200), h.conn(300, 400)
+	b.cli = netip.AddrPortFrom(cliAP.Addr(), 41999)
+	sa, sb := pattern(9000, 1), pattern(300, 2)
+	a.handshake(0)
+	b.handshake(0)
+	for k := 1; k < 9; k++ { // A: hole [0,1000), then 8 buffered segments fill the total cap
+		a.c(k*1000, sa[k*1000:(k+1)*1000], 0, time.Duration(k)*ms)
+	}
+	if h.stats.BufferOverflows.Load() != 0 || len(h.recs[0].gaps[0]) != 0 {
+		t.Fatalf("overflow before the cap was reached")
+	}
+	b.c(100, sb[100:], 0, 10*ms) // B: hole [0,100); no room left
+	ra, rb := h.recs[0], h.recs[1]
+	if fmt.Sprint(ra.gaps[0]) != "[1000]" {
+		t.Fatalf("A: gaps %v, want [1000] (evicted)", ra.gaps[0])
+	}
+	wantBytes(t, "A", ra.view[0], zeroed(sa, [2]int{0, 1000}))
+	b.c(0, sb[:100], 0, 11*ms) // B's hole fills in time
+	if len(rb.gaps[0]) != 0 {
+		t.Fatalf("B: gaps %v: its hole was given up instead of A's", rb.gaps[0])
+	}
+	wantBytes(t, "B", rb.data[0], sb)
+}
+
 func TestFINBothWays(t *testing.T) {
 	h := newHarness(t, Config{})
 	f := h.conn(100, 200)
