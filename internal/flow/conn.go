@@ -8,7 +8,8 @@ import (
 )
 
 // Handler consumes one TCP connection's reassembled bytes. Direction 0 is
-// the side that sent the first segment the sniffer saw; the handler decides
+// the side that sent the first segment the sniffer saw (bare ACKs of unknown
+// connections are ignored); the handler decides
 // from content which side is the client. A worker calls a Handler from one
 // goroutine only. Byte slices passed to Data are borrowed: copy to keep.
 type Handler interface {

@@ -25,9 +25,11 @@ type Config struct {
 	// further new connections are dropped and counted. Default 262144.
 	MaxConns int
 	// MaxConnBufferBytes caps the out-of-order bytes held for one
-	// connection. Default 256 KiB.
+	// connection, counting the buffers that hold them (2 KiB or 9 KiB each)
+	// so that the cap bounds memory. Default 256 KiB.
 	MaxConnBufferBytes int
-	// MaxBufferBytes caps the out-of-order bytes held in total. Default 256 MiB.
+	// MaxBufferBytes caps the out-of-order bytes held in total, counted
+	// the same way. Default 256 MiB.
 	MaxBufferBytes int64
 	// ReorderWindow is how long a hole may wait for its bytes before they
 	// are declared lost. Default 500ms.

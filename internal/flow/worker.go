@@ -180,6 +180,11 @@ func (w *worker) segment(c *conn, dir int, seq uint32, payload []byte, missing i
 	if int64(diff) > int64(w.cfg.MaxConnBufferBytes)*4 {
 		// Far beyond anything we could buffer: the hole is lost for sure.
 		w.flushHoles(c, dir, ts)
+		if seqDiff(seq, d.next) <= 0 {
+			// The buffered segments reached into this one.
+			w.segment(c, dir, seq, payload, missing, ts)
+			return
+		}
 		w.gap(c, dir, -1, ts)
 		d.next = seq
 		w.deliver(c, dir, payload, missing, ts)
@@ -189,7 +194,13 @@ func (w *worker) segment(c *conn, dir int, seq uint32, payload []byte, missing i
 	if len(payload) == 0 {
 		return // only missing bytes ahead of a hole: the hole will be declared anyway
 	}
-	if !w.makeRoom(c, dir, bufCap(len(payload)), ts) {
+	room := w.makeRoom(c, dir, bufCap(len(payload)), ts)
+	if seqDiff(seq, d.next) <= 0 {
+		// Making room declared the hole and the stream caught up.
+		w.segment(c, dir, seq, payload, missing, ts)
+		return
+	}
+	if !room {
 		// It cannot be buffered (nothing is buffered for c any more): give
 		// up on the hole before it rather than on the bytes in hand.
 		w.gap(c, dir, int(seqDiff(seq, d.next)), ts)
@@ -197,16 +208,11 @@ func (w *worker) segment(c *conn, dir int, seq uint32, payload []byte, missing i
 		w.deliver(c, dir, payload, missing, ts)
 		return
 	}
-	if seqDiff(seq, d.next) <= 0 {
-		// Making room declared the hole and the stream caught up.
-		w.segment(c, dir, seq, payload, missing, ts)
-		return
-	}
 	w.insert(d, seq, payload, missing, ts)
 }
 
-// makeRoom frees buffer space for a buffer of capacity n for c's direction dir, first
-// by giving up on c's own holes, then on other connections' holes.
+// makeRoom frees space for a buffer of capacity n for c's direction dir,
+// first by giving up on c's own holes, then on other connections' holes.
 func (w *worker) makeRoom(c *conn, dir, n int, ts time.Time) bool {
 	for c.bufferedBytes()+n > w.cfg.MaxConnBufferBytes || w.buffered+int64(n) > w.maxBuf {
 		w.stats.BufferOverflows.Add(1)

@@ -3,6 +3,7 @@ package flow
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"net/netip"
 	"testing"
 	"time"
@@ -742,6 +743,38 @@ func TestHugeForwardJump(t *testing.T) {
 	}
 }
 
+// Flushing the holes before a far segment can carry the stream past that
+// segment's start: the overlap is trimmed, not delivered twice.
+func TestFarJumpAfterFlushOverlaps(t *testing.T) {
+	h := newHarness(t, Config{MaxConnBufferBytes: 4096, ReorderWindow: time.Second})
+	f := h.conn(100, 200)
+	st := pattern(18000, 4)
+	f.handshake(0)
+	f.c(16000, st[16000:17000], 0, 1*ms) // 16000 ahead: buffered
+	f.c(16385, st[16385:18000], 0, 2*ms) // more than 4 × 4096 ahead
+	r := h.only()
+	if r.evs() != "gap0:16000" {
+		t.Fatalf("events %q, want gap0:16000", r.evs())
+	}
+	wantBytes(t, "view", r.view[0], zeroed(st, [2]int{0, 16000}))
+}
+
+// A segment too large to buffer, whose hole making room already declared.
+func TestUnbufferableAfterOwnHolesFlushed(t *testing.T) {
+	h := newHarness(t, Config{MaxConnBufferBytes: 4096, ReorderWindow: time.Second})
+	f := h.conn(100, 200)
+	st := pattern(4000, 5)
+	f.handshake(0)
+	f.c(100, st[100:200], 0, 1*ms)
+	f.c(200, st[200:1500], 0, 2*ms)
+	f.c(150, st[150:4000], 0, 3*ms) // needs a 9 KiB buffer: never fits
+	r := h.only()
+	if r.evs() != "gap0:100" {
+		t.Fatalf("events %q, want gap0:100", r.evs())
+	}
+	wantBytes(t, "view", r.view[0], zeroed(st, [2]int{0, 100}))
+}
+
 func TestVNIIsPartOfKey(t *testing.T) {
 	h := newHarness(t, Config{})
 	a, b := h.conn(100, 200), h.conn(100, 200)
@@ -803,6 +836,85 @@ func TestBufferedBytesReturnToZeroOnClose(t *testing.T) {
 	for i, r := range h.recs {
 		if r.evs() != "gap0:10 gap1:10 close" {
 			t.Errorf("conn %d: %q", i, r.evs())
+		}
+	}
+}
+
+// TestRandomImpairments sends one direction's segments lost, duplicated,
+// retransmitted with overlaps, truncated and reordered, and checks that the
+// handler sees every byte at its offset exactly once, lost bytes as gaps.
+func TestRandomImpairments(t *testing.T) {
+	for name, cfg := range map[string]Config{
+		"defaults":     {},
+		"tight caps":   {MaxConnBufferBytes: 8 << 10, MaxBufferBytes: 1 << 20},
+		"short window": {ReorderWindow: 2 * ms, SweepInterval: ms},
+	} {
+		for seed := uint64(1); seed <= 20; seed++ {
+			t.Run(fmt.Sprintf("%s/%d", name, seed), func(t *testing.T) {
+				rng := rand.New(rand.NewPCG(seed, 77))
+				type sg struct {
+					from, to, missing int
+				}
+				var plan []sg
+				off := 0
+				for len(plan) < 300 {
+					n := 1 + rng.IntN(1400)
+					s := sg{from: off, to: off + n}
+					off += n
+					switch r := rng.IntN(100); {
+					case r < 5: // lost
+						continue
+					case r < 10: // truncated by the capture
+						s.missing = rng.IntN(n)
+						s.to -= s.missing
+					case r < 15: // duplicated
+						plan = append(plan, s)
+					case r < 20: // retransmission overlapping the one before
+						if s.from > 500 {
+							plan = append(plan, sg{from: s.from - 500, to: s.to})
+						}
+					}
+					plan = append(plan, s)
+				}
+				stream := pattern(off, int(seed))
+				for i := range plan {
+					j := i + rng.IntN(min(6, len(plan)-i))
+					plan[i], plan[j] = plan[j], plan[i]
+				}
+				h := newHarness(t, cfg)
+				f := h.conn(rng.Uint32(), 1)
+				f.handshake(0)
+				at := time.Duration(0)
+				for _, s := range plan {
+					at += 100 * time.Microsecond
+					p := mkPkt(f.vni, f.cli, f.srv, f.cisn+1+uint32(s.from), decode.ACK, stream[s.from:s.to])
+					p.Missing = s.missing
+					h.send(p, at)
+				}
+				f.c(off, nil, decode.FIN, at)
+				h.w.closeAll()
+				h.check()
+				r := h.only()
+				if len(r.view[0]) != off {
+					t.Fatalf("view %d bytes, stream %d (gaps %v)", len(r.view[0]), off, r.gaps[0])
+				}
+				for i, b := range r.view[0] {
+					if b != 0 && b != stream[i] {
+						t.Fatalf("byte %d wrong", i)
+					}
+				}
+				for _, n := range r.gaps[0] {
+					if n <= 0 {
+						t.Fatalf("gap of %d bytes", n)
+					}
+				}
+				if r.ends[0] != 1 || r.endAt[0] != off || r.closes != 1 {
+					t.Fatalf("End at %d, closes %d", r.endAt[0], r.closes)
+				}
+				if h.w.buffered != 0 || h.stats.BufferedBytes.Load() != 0 {
+					t.Fatalf("buffered %d", h.w.buffered)
+				}
+			})
 		}
 	}
 }
