@@ -63,6 +63,8 @@ type segment struct {
 type half struct {
 	started bool   // next is known
 	next    uint32 // sequence number of the next byte to deliver
+	synSeen bool
+	isn     uint32 // initial sequence number, when the SYN was seen
 	ooo     []segment
 	finSeen bool
 	finSeq  uint32

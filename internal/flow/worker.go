@@ -87,8 +87,12 @@ func (w *worker) packet(p *decode.Packet, ts time.Time) {
 	}
 	d := &c.dirs[dir]
 	if p.Flags&decode.SYN != 0 {
-		d.started = true
-		d.next = p.Seq + 1
+		// A retransmitted SYN must not rewind a stream that has moved on.
+		if !d.synSeen {
+			d.synSeen, d.isn = true, p.Seq
+			d.started = true
+			d.next = p.Seq + 1
+		}
 		return
 	}
 	n := len(p.Payload) + p.Missing
@@ -151,6 +155,9 @@ func (w *worker) isNewSYN(c *conn, p *decode.Packet) bool {
 		dir = 1
 	}
 	d := &c.dirs[dir]
+	if d.synSeen {
+		return p.Seq != d.isn
+	}
 	return d.started && d.next != p.Seq+1
 }
 

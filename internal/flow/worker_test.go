@@ -918,3 +918,20 @@ func TestRandomImpairments(t *testing.T) {
 		}
 	}
 }
+
+// A SYN retransmitted late (a mirror duplicate arriving after data) is not
+// a new connection and must not rewind the stream.
+func TestLateDuplicateSYN(t *testing.T) {
+	h := newHarness(t, Config{})
+	f := h.conn(1000, 5000)
+	req := pattern(3000, 3)
+	f.handshake(0)
+	f.c(0, req[:1500], 0, 1*ms)
+	h.send(mkPkt(7, cliAP, srvAP, 1000, decode.SYN, nil), 2*ms)
+	f.c(1500, req[1500:], 0, 3*ms)
+	r := h.only()
+	wantBytes(t, "client", r.data[0], req)
+	if h.stats.ConnsReused.Load() != 0 || len(r.events) != 0 {
+		t.Errorf("late SYN: reused %d, events %q", h.stats.ConnsReused.Load(), r.evs())
+	}
+}
