@@ -200,10 +200,16 @@ func runScenario(t *testing.T, sc scenario) outcome {
 	// Let the mirror path drain, then stop the sniffer: it must flush every
 	// flow and its Kafka queue and exit 0.
 	time.Sleep(time.Second)
+	metrics := scrapeMetrics(tp)
 	if rl != nil {
 		st := rl.Stop()
 		t.Logf("relay: %+v", st)
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("sniffer metrics before SIGTERM (non-zero apitap counters):\n%s", metrics)
+		}
+	})
 	stopStart := time.Now()
 	code, err := sniffer.stop(t, syscall.SIGTERM, 60*time.Second)
 	if code != 0 {
@@ -238,13 +244,32 @@ func mustLook(t *testing.T, cmd string) string {
 	return p
 }
 
+// scrapeMetrics reads the sniffer's /metrics from inside its namespace and
+// returns the non-zero samples other than the Go runtime's.
+func scrapeMetrics(tp *topology) string {
+	res, err := clientRun(tp.sniffer, Script{Conns: []Conn{{Addr: "127.0.0.1:9190",
+		Requests: []Request{{ID: "metrics", Method: "GET", Path: "/metrics"}}}}})
+	if err != nil || len(res) != 1 || res[0].Err != "" {
+		return fmt.Sprintf("(scraping /metrics: %v %+v)", err, res)
+	}
+	var keep []string
+	for _, l := range strings.Split(res[0].Body, "\n") {
+		if l == "" || strings.HasPrefix(l, "#") || strings.HasPrefix(l, "go_") ||
+			strings.HasPrefix(l, "process_") || strings.HasPrefix(l, "promhttp_") || strings.HasSuffix(l, " 0") {
+			continue
+		}
+		keep = append(keep, l)
+	}
+	return strings.Join(keep, "\n")
+}
+
 // waitHTTP waits until addr answers a request from the client namespace.
 func waitHTTP(t *testing.T, tp *topology, addr string) {
 	t.Helper()
 	probe := Script{Conns: []Conn{{Addr: addr, Requests: []Request{{ID: "probe", Method: "GET", Path: "/small.txt?id=probe"}}}}}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		res, err := clientRun(tp, probe)
+		res, err := clientRun(tp.client, probe)
 		if err == nil && len(res) == 1 && res[0].Err == "" {
 			return
 		}
@@ -257,21 +282,22 @@ func waitHTTP(t *testing.T, tp *topology, addr string) {
 
 func runClient(t *testing.T, tp *topology, s Script) []Result {
 	t.Helper()
-	res, err := clientRun(tp, s)
+	res, err := clientRun(tp.client, s)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return res
 }
 
-func clientRun(tp *topology, s Script) ([]Result, error) {
+// clientRun runs edgeclient with the script in namespace ns.
+func clientRun(ns string, s Script) ([]Result, error) {
 	in, err := json.Marshal(s)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", tp.client, bins.edgeclient)
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, bins.edgeclient)
 	cmd.Stdin = bytes.NewReader(in)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
