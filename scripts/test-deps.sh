@@ -21,6 +21,7 @@ declare -A pkg=(
 	[ethtool]=ethtool
 	[ip]=iproute2
 	[tc]=iproute2
+	[sysctl]=procps
 	[tcpdump]=tcpdump
 	[mvn]=maven
 	[java]=openjdk-17-jre-headless

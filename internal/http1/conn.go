@@ -15,6 +15,13 @@
 // (bytes lost, a direction that stopped making sense) the queue is dropped
 // and both directions look for the next plausible message start, because a
 // missing pair is acceptable and a wrong pair is not.
+//
+// One case stays beyond any stream parser without TCP sequence numbers: a
+// client that pipelines requests across lost bytes (or across a request this
+// parser could not read but the server answered). How many responses are
+// still owed is then unknown, and a later response may pair with a wrong
+// request. Clients that wait for each response, nearly all of them, are
+// paired correctly.
 package http1
 
 import (
@@ -65,6 +72,7 @@ const (
 	phChunkEnd               // the CRLF after chunk data
 	phTrailer                // trailer fields, until the empty line
 	phClose                  // close-delimited body: until End or Close
+	phPeek                   // after the head of a response whose request is unknown
 )
 
 // side is the parsing state of one direction.
@@ -77,7 +85,7 @@ type side struct {
 	// one.
 	sync      bool
 	lineStart bool
-	fresh     bool // no line of this direction looked at yet: TLS and HTTP/2 detection
+	fresh     bool // no line of this direction looked at yet: TLS detection
 	tentative bool // the start line was found by resync; until the head is complete a failure is silent
 	sawCR     bool // phChunkEnd: the CR has been seen
 
@@ -94,6 +102,10 @@ type side struct {
 	cut    bool   // raw body longer than MaxBodyBytes
 	remain int64  // phBody, phChunkData
 	enc    encoding
+
+	framing  framing   // phPeek: the response's framing, if it has a body
+	peekTime time.Time // phPeek: when the first peeked byte arrived
+	peekSeq  uint64
 }
 
 // maxKeptPart bounds the line buffer capacity a direction keeps between
@@ -139,10 +151,13 @@ type Conn struct {
 	client int // the direction that carries requests, -1 until known
 
 	queue []*entry // requests in order; responses pair with the first not answered
-	// owed counts responses still to come for requests that already left the
-	// front of the queue (emitted as pending by Expire or on overflow). They
-	// are dropped when they arrive so that they cannot pair with later requests.
-	owed int
+	// owed counts requests that left the queue before their response came
+	// (emitted as pending by Expire or on overflow). Their responses still
+	// come first, and are dropped so that they cannot pair with later
+	// requests. owedMethods holds the methods of the oldest of them (at most
+	// MaxPending) so that those responses are framed right (HEAD: no body).
+	owed        int
+	owedMethods []string
 
 	seq    uint64 // counts Data calls: orders the two directions' bytes
 	skip   bool   // TLS, HTTP/2 or upgraded: nothing more to parse
@@ -179,7 +194,8 @@ func (c *Conn) Reset(cfg *Config, stats *Stats, emit func(*Exchange)) {
 	}
 	clear(c.queue)
 	c.queue = c.queue[:0]
-	c.client, c.owed, c.seq = -1, 0, 0
+	c.owed, c.owedMethods = 0, c.owedMethods[:0]
+	c.client, c.seq = -1, 0
 	c.skip, c.closed = false, false
 }
 
@@ -279,6 +295,8 @@ func (c *Conn) step(dir int, b []byte, ts time.Time) int {
 	case phClose:
 		c.keep(d, b)
 		return len(b)
+	case phPeek:
+		return c.peek(dir, b, ts)
 	}
 	return len(b)
 }
@@ -385,7 +403,10 @@ func (c *Conn) startLine(dir int, line []byte) {
 	d := &c.sides[dir]
 	l := trimCR(line)
 	hadCR := len(l) < len(line)
-	strict := d.sync && !d.fresh // a resync point: be picky
+	// Where a message start is only a guess (the start of the capture, which
+	// is rarely the start of the connection, or after a loss) be picky: the
+	// tail of a lost "GET /x HTTP/1.1" line must not pass as method "ET".
+	strict := d.sync
 	d.fresh = false
 	req, resp := c.roles(dir)
 	if len(l) == 0 {
@@ -575,12 +596,8 @@ func (c *Conn) responseHead(dir int, f framing) {
 		d.next()
 		return
 	}
-	e := c.bindResponse(d.startSeq)
+	e, method, known := c.bindResponse(d.startSeq)
 	d.entry = e
-	method := "GET" // an orphan is framed as the common case
-	if e != nil {
-		method = e.req.Method
-	}
 	switch {
 	case code == 101 || method == "CONNECT" && code/100 == 2:
 		// The connection now carries another protocol (or a tunnel).
@@ -588,6 +605,21 @@ func (c *Conn) responseHead(dir int, f framing) {
 		c.skipConn(&c.stats.Upgrades)
 	case method == "HEAD" || code == 204 || code == 304:
 		c.finish(dir)
+	case !known && (f.hasTE || !f.hasCL || f.cl > 0):
+		// Whether this response has a body depends on its request's method
+		// (HEAD), which is unknown. A wrong guess would take the next
+		// response for a body, or a body for the next response, and shift
+		// every later pair: look at what follows first.
+		d.phase, d.framing = phPeek, f
+	default:
+		c.frameBody(dir, f)
+	}
+}
+
+// frameBody starts reading a response body framed by its header fields.
+func (c *Conn) frameBody(dir int, f framing) {
+	d := &c.sides[dir]
+	switch {
 	case f.hasTE:
 		if f.chunked {
 			d.phase = phChunkSize
@@ -605,6 +637,41 @@ func (c *Conn) responseHead(dir int, f framing) {
 	}
 }
 
+// peekLen is how much of what follows an orphan's head decides whether it
+// had a body: "HTTP/1.x " starts the next response (the orphan answered a
+// HEAD); a body starting so is not worth worrying about.
+const peekLen = len("HTTP/1.x ")
+
+// peek gathers the bytes after the head of a response of unknown method and,
+// once they decide, replays them as body or as the next message.
+func (c *Conn) peek(dir int, b []byte, ts time.Time) int {
+	d := &c.sides[dir]
+	if len(d.part) == 0 {
+		d.peekTime, d.peekSeq = ts, c.seq
+	}
+	n := min(peekLen-len(d.part), len(b))
+	d.part = append(d.part, b[:n]...)
+	next := statusPrefix(d.part)
+	if next && len(d.part) < peekLen {
+		return n // undecided
+	}
+	var buf [peekLen]byte
+	p := buf[:copy(buf[:], d.part)]
+	d.part = d.part[:0]
+	seq, start, startSeq := c.seq, d.peekTime, d.peekSeq
+	if next {
+		c.finish(dir)    // no body: what follows is the next response,
+		c.seq = startSeq // which started when the peeked bytes arrived
+	} else {
+		c.frameBody(dir, d.framing)
+	}
+	for len(p) > 0 && !c.skip {
+		p = p[c.step(dir, p, start):]
+	}
+	c.seq = seq
+	return n
+}
+
 // startBody prepares a Content-Length body. The buffer is sized from the
 // length, but not beyond 64 KiB up front: a forged length must not reserve
 // MaxBodyBytes for a body that never comes.
@@ -613,13 +680,19 @@ func (c *Conn) startBody(d *side, n int64) {
 	d.body = make([]byte, 0, min(n, int64(c.cfg.MaxBodyBytes), 64<<10))
 }
 
-// bindResponse picks the request a response starting at seq answers, or nil
-// when there is none (counted).
-func (c *Conn) bindResponse(seq uint64) *entry {
+// bindResponse finds what a response starting at seq answers: a queued
+// request (e), a request that already left the queue (e nil, its method
+// known), or nothing known (counted as an orphan).
+func (c *Conn) bindResponse(seq uint64) (e *entry, method string, known bool) {
 	if c.owed > 0 {
 		c.owed--
 		c.stats.LateResponses.Add(1)
-		return nil
+		if len(c.owedMethods) == 0 {
+			return nil, "", false
+		}
+		method = c.owedMethods[0]
+		c.owedMethods = c.owedMethods[1:]
+		return nil, method, true
 	}
 	for _, e := range c.queue {
 		if e.answered {
@@ -629,12 +702,23 @@ func (c *Conn) bindResponse(seq uint64) *entry {
 		// a request that was never seen.
 		if e.seq < seq {
 			e.answered = true
-			return e
+			return e, e.req.Method, true
 		}
 		break
 	}
 	c.stats.OrphanResponses.Add(1)
-	return nil
+	return nil, "", false
+}
+
+// owe records that a request left the queue before its response came. The
+// count stays exact whatever happens (losing it would shift every later
+// pair); the methods are kept only while they are a prefix of the owed
+// requests and few enough.
+func (c *Conn) owe(e *entry) {
+	if len(c.owedMethods) == c.owed && c.owed < c.cfg.MaxPending {
+		c.owedMethods = append(c.owedMethods, e.req.Method)
+	}
+	c.owed++
 }
 
 // keep appends body bytes, copying them, up to MaxBodyBytes.
@@ -739,9 +823,9 @@ func (c *Conn) push(e *entry) {
 				continue // its response is being read
 			}
 			c.removeAt(i)
-			c.owed++ // its response will still come, and must not pair with a later request
 			c.stats.QueueOverflow.Add(1)
 			c.flushEntry(old)
+			c.owe(old) // its response will still come, and must not pair with a later request
 			break
 		}
 	}
@@ -795,7 +879,7 @@ func (c *Conn) dropQueue(counter *atomic.Uint64) {
 	counter.Add(uint64(n))
 	clear(c.queue)
 	c.queue = c.queue[:0]
-	c.owed = 0
+	c.owed, c.owedMethods = 0, c.owedMethods[:0]
 }
 
 // skipConn stops parsing the connection for good.
@@ -808,17 +892,18 @@ func (c *Conn) skipConn(counter *atomic.Uint64) {
 	c.release()
 }
 
-// release lets go of everything the connection holds.
+// release lets go of everything the connection holds but its small
+// buffers, which Reset reuses.
 func (c *Conn) release() {
 	clear(c.queue)
 	c.queue = c.queue[:0]
-	c.owed = 0
+	c.owed, c.owedMethods = 0, c.owedMethods[:0]
 	for i := range c.sides {
-		c.sides[i] = side{}
+		c.sides[i].next()
 	}
 }
 
-// Gap reports that n bytes (-1: unknown) of direction dir were lost. Every
+// Gap reports that n bytes (-1: unknown; 0 is ignored) of direction dir were lost. Every
 // message in progress is abandoned, the queue is dropped and both directions
 // resynchronise: after a loss, which response answers which request is no
 // longer known.
@@ -843,7 +928,7 @@ func (c *Conn) End(dir int, ts time.Time) {
 	}
 	d := &c.sides[dir]
 	switch {
-	case d.phase == phClose:
+	case d.phase == phClose, d.phase == phPeek:
 		c.finish(dir)
 	case d.phase == phLine, d.tentative:
 		// Nothing started, or only a guess.
@@ -897,9 +982,9 @@ func (c *Conn) Expire(now time.Time) {
 			return
 		}
 		c.removeAt(0)
-		c.owed++ // a response may still come: it must not pair with the next request
 		if !e.dead {
 			c.pending(e)
 		}
+		c.owe(e) // its response may still come: it must not pair with the next request
 	}
 }

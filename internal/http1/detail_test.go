@@ -317,3 +317,20 @@ func BenchmarkConn(b *testing.B) {
 		b.Fatal("no pairs")
 	}
 }
+
+// Body bytes arriving piece by piece cost no allocation: the body buffer is
+// sized from Content-Length once.
+func TestBodyPiecesDoNotAllocate(t *testing.T) {
+	c := NewConn(&defaultCfg, nil, nil)
+	c.Data(0, []byte(req("POST", "/upload", "Content-Length: 100000\r\n\r\n")), t0)
+	piece := bytes.Repeat([]byte("x"), 10)
+	if n := testing.AllocsPerRun(1000, func() { c.Data(0, piece, t0) }); n != 0 {
+		t.Errorf("%v allocations per body piece, want 0", n)
+	}
+	// Resync scanning does not allocate either.
+	c.Gap(0, -1, t0)
+	line := []byte("not a request line, just text\r\n")
+	if n := testing.AllocsPerRun(1000, func() { c.Data(0, line, t0) }); n != 0 {
+		t.Errorf("%v allocations per skipped line, want 0", n)
+	}
+}

@@ -21,10 +21,10 @@ import (
 // never paired with another request's response. When nothing was lost or
 // timed out, every exchange must come out, whole.
 //
-// Lost bytes are only combined with clients that wait for each response
-// before sending the next request: with pipelining, a gap can hide how many
-// responses are still owed, which no parser without TCP sequence numbers can
-// know. Bodies are lower-case letters so that no fake message hides in them.
+// Lost bytes (and heads too big to parse) are only combined with clients
+// that wait for each response before sending the next request: with
+// pipelining, a gap can hide how many responses are still owed, which no
+// parser without TCP sequence numbers can know. Bodies are lower-case letters so that no fake message hides in them.
 //
 // noise is fed as is, cut and split between the directions by script, to
 // check that arbitrary bytes never panic, loop or break the output limits.
@@ -106,7 +106,7 @@ const (
 	fzDropPending = 1 << 4 // EmitPending false
 	fzNoDecode    = 1 << 5 // Decompress false
 	fzSmallBody   = 1 << 6 // MaxBodyBytes 8..39
-	fzSmallHead   = 1 << 7 // MaxHeaderBytes 60..159
+	fzSmallHead   = 1 << 7 // MaxHeaderBytes 60..159 (not with fzPipelined)
 )
 
 // fuzzExchange is one exchange's 4 script bytes.
@@ -135,7 +135,10 @@ func fuzzConversation(t *testing.T, script []byte) {
 	if flags&fzSmallBody != 0 {
 		cfg.MaxBodyBytes = 8 + int(bodyB)%32
 	}
-	if flags&fzSmallHead != 0 {
+	if flags&fzSmallHead != 0 && !pipelined {
+		// A head over the limit is garbage to the parser but a request to
+		// the server: with pipelining, that hides a response just as a gap
+		// does, so small heads are only tried with a waiting client.
 		cfg.MaxHeaderBytes = 60 + int(headB)%100
 	}
 

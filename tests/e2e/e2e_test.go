@@ -38,6 +38,7 @@ var tools = []string{"ip", "tc", "ethtool", "nginx", "tcpdump", "kcat", "java", 
 
 var (
 	buildOnce sync.Once
+	buildDir  string
 	bins      struct{ sniffer, edgeserver, edgeclient string }
 	buildErr  error
 )
@@ -67,8 +68,6 @@ func binaries(t *testing.T) {
 	}
 }
 
-var buildDir string
-
 // scenario is one end-to-end run.
 type scenario struct {
 	tag      string
@@ -80,7 +79,7 @@ type scenario struct {
 type outcome struct {
 	results  []Result
 	messages []kafkatest.Message
-	capture  string // pcap of the mirror path (clean run only)
+	capture  string // pcap of the mirror path, as the sniffer ns receives it
 	start    time.Time
 	end      time.Time
 }
@@ -95,19 +94,17 @@ func TestMirrorClean(t *testing.T) {
 	checkAll(t, out, recs, "MIRRORING", false)
 	checkKeys(t, out, recs)
 
-	// The capture of the same traffic, replayed, gives the same records.
-	if out.capture != "" {
-		if dst := os.Getenv("APITAP_RECORD_CAPTURE"); dst != "" {
-			if err := copyFile(out.capture, dst); err != nil {
-				t.Errorf("APITAP_RECORD_CAPTURE: %v", err)
-			} else {
-				t.Logf("capture of the mirror path copied to %s", dst)
-			}
+	if dst := os.Getenv("APITAP_RECORD_CAPTURE"); dst != "" {
+		if err := copyFile(out.capture, dst); err != nil {
+			t.Errorf("APITAP_RECORD_CAPTURE: %v", err)
+		} else {
+			t.Logf("capture of the mirror path copied to %s", dst)
 		}
-		replayed := replay(t, out.capture)
-		t.Logf("replay of the capture: %d records", len(replayed))
-		checkAll(t, out, replayed, "PCAP", false)
 	}
+	// The capture of the same traffic, replayed, gives the same records.
+	replayed := replay(t, out.capture)
+	t.Logf("replay of the capture: %d records", len(replayed))
+	checkAll(t, out, replayed, "PCAP", false)
 }
 
 func TestMirrorImpaired(t *testing.T) {
@@ -117,6 +114,7 @@ func TestMirrorImpaired(t *testing.T) {
 	out := runScenario(t, scenario{tag: "impaired", script: impairedScript(), impaired: true})
 	recs := parseMessages(t, out.messages)
 	answered := checkAll(t, out, recs, "MIRRORING", true)
+	checkKeys(t, out, recs)
 	share := float64(answered) / float64(len(out.results))
 	t.Logf("impaired mirror path: %d of %d requests arrived answered (%.0f%%), %d records in all",
 		answered, len(out.results), 100*share, len(recs))
@@ -131,6 +129,18 @@ func TestMirrorImpaired(t *testing.T) {
 // reads the topic back.
 func runScenario(t *testing.T, sc scenario) outcome {
 	dir := t.TempDir()
+	if keep := os.Getenv("APITAP_E2E_ARTIFACTS"); keep != "" {
+		// Registered first, so it runs last: after every process stopped.
+		t.Cleanup(func() {
+			dst := filepath.Join(keep, t.Name())
+			_ = os.RemoveAll(dst)
+			if err := os.CopyFS(dst, os.DirFS(dir)); err != nil {
+				t.Logf("APITAP_E2E_ARTIFACTS: %v", err)
+			} else {
+				t.Logf("logs and captures kept in %s", dst)
+			}
+		})
+	}
 	tp := newTopology(t, sc.tag)
 
 	// HTTP servers in the server namespace.
@@ -158,21 +168,26 @@ func runScenario(t *testing.T, sc scenario) outcome {
 
 	// The capture of the mirror path, as the sniffer namespace sees it.
 	var out outcome
-	var dump *proc
-	if !sc.impaired {
-		out.capture = filepath.Join(dir, "mirror.pcap")
-		dump = startProc(t, tp.sniffer, dir, "tcpdump", nil, mustLook(t, "tcpdump"),
-			"-i", "eth0", "-n", "-U", "-Z", "root", "-s", "0", "-w", out.capture, "udp", "port", "4789")
-		dump.waitOutput(t, "listening on", 10*time.Second)
-	}
+	out.capture = filepath.Join(dir, "mirror.pcap")
+	dump := startProc(t, tp.sniffer, dir, "tcpdump", nil, mustLook(t, "tcpdump"),
+		"-i", "eth0", "-n", "-U", "-Z", "root", "-s", "0", "-w", out.capture, "udp", "port", "4789")
+	dump.waitOutput(t, "listening on", 10*time.Second)
 
 	// The sniffer; behind the impairing relay in the impaired run.
 	listen := mirrorDst + ":4789"
 	var rl *relay
 	if sc.impaired {
 		listen = "127.0.0.1:4799"
-		var err error
-		rl, err = startRelay(tp.sniffer, mirrorDst+":4789", listen, 20261128, 0.03, 0.03, 0.05)
+		// What the relay forwards is kept as a capture, for a look after
+		// a failure (APITAP_E2E_ARTIFACTS).
+		pf, err := os.Create(filepath.Join(dir, "relay-out.pcap"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pf.Close() })
+		writePcapHeader(pf)
+		drop, dup, reorder := relayRates(t)
+		rl, err = startRelay(tp.sniffer, mirrorDst+":4789", listen, 20261128, drop, dup, reorder, pf)
 		if err != nil {
 			t.Fatalf("starting relay: %v", err)
 		}
@@ -200,11 +215,10 @@ func runScenario(t *testing.T, sc scenario) outcome {
 	// Let the mirror path drain, then stop the sniffer: it must flush every
 	// flow and its Kafka queue and exit 0.
 	time.Sleep(time.Second)
-	metrics := scrapeMetrics(tp)
 	if rl != nil {
-		st := rl.Stop()
-		t.Logf("relay: %+v", st)
+		t.Logf("relay: %+v", rl.Stop())
 	}
+	metrics := scrapeMetrics(tp)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("sniffer metrics before SIGTERM (non-zero apitap counters):\n%s", metrics)
@@ -216,12 +230,10 @@ func runScenario(t *testing.T, sc scenario) outcome {
 		t.Errorf("sniffer exit after SIGTERM: code %d, %v", code, err)
 	}
 	t.Logf("sniffer stopped in %v; sniffer ns UDP counters:\n%s", time.Since(stopStart).Round(time.Millisecond), udpStats(tp.sniffer))
-	if dump != nil {
-		if _, err := dump.stop(t, syscall.SIGINT, 10*time.Second); err != nil {
-			t.Logf("tcpdump: %v", err)
-		}
-		t.Logf("tcpdump: %s", lastLines(dump.log.String(), 3))
+	if _, err := dump.stop(t, syscall.SIGINT, 10*time.Second); err != nil {
+		t.Logf("tcpdump: %v", err)
 	}
+	t.Logf("tcpdump: %s", lastLines(dump.log.String(), 3))
 
 	msgs, err := broker.Consume(ctx, topic)
 	if err != nil {
@@ -242,6 +254,31 @@ func mustLook(t *testing.T, cmd string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// relayRates returns the impairing relay's drop, duplicate and reorder
+// rates: 3%, 3% and 5%, or APITAP_RELAY_RATES="drop,dup,reorder" (to tell
+// which impairment a failure comes from).
+func relayRates(t *testing.T) (drop, dup, reorder float64) {
+	drop, dup, reorder = 0.03, 0.03, 0.05
+	if v := os.Getenv("APITAP_RELAY_RATES"); v != "" {
+		f := strings.Split(v, ",")
+		var err error
+		var r [3]float64
+		for i := 0; i < 3 && err == nil; i++ {
+			if i >= len(f) {
+				err = fmt.Errorf("want three rates")
+				break
+			}
+			r[i], err = strconv.ParseFloat(strings.TrimSpace(f[i]), 64)
+		}
+		if err != nil {
+			t.Fatalf("APITAP_RELAY_RATES=%q: %v", v, err)
+		}
+		drop, dup, reorder = r[0], r[1], r[2]
+		t.Logf("relay rates from APITAP_RELAY_RATES: drop %.3f, duplicate %.3f, reorder %.3f", drop, dup, reorder)
+	}
+	return drop, dup, reorder
 }
 
 // scrapeMetrics reads the sniffer's /metrics from inside its namespace and
@@ -495,7 +532,7 @@ func checkKeys(t *testing.T, out outcome, recs []rec) {
 	}
 	for c, ks := range keysOfConn {
 		if len(ks) > 1 {
-			t.Errorf("connection %d (%s) has records under %d keys: %v", c, out.results[0].Path, len(ks), ks)
+			t.Errorf("connection %d of the script has records under %d Kafka keys: %v", c, len(ks), ks)
 		}
 	}
 	for k, cs := range connsOfKey {

@@ -2,6 +2,7 @@ package kafkatest
 
 import (
 	"context"
+	"net"
 	"os/exec"
 	"testing"
 	"time"
@@ -13,7 +14,7 @@ func TestBroker(t *testing.T) {
 	if _, err := exec.LookPath("kcat"); err != nil {
 		t.Fatalf("kcat missing: run scripts/test-deps.sh first")
 	}
-	b := Start(t, Config{Addr: "127.0.0.1:29092"})
+	b := Start(t, Config{Addr: freeAddr(t), ControllerAddr: freeAddr(t)})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := b.CreateTopic(ctx, "kafkatest.topic"); err != nil {
@@ -38,4 +39,15 @@ func TestBroker(t *testing.T) {
 	if len(msgs) != 2 || *msgs[0].Payload != `{"a":"1"}` || *msgs[1].Payload != `{"b":"ü"}` || *msgs[0].Key != "k" {
 		t.Fatalf("got %+v", msgs)
 	}
+}
+
+// freeAddr returns a loopback address with a port nothing listens on now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }
