@@ -56,13 +56,30 @@ type segment struct {
 	seq     uint32
 	data    []byte // a buffer from the worker's pool
 	missing int    // bytes cut from the end of data by the capture
+	ack     uint32 // the segment's acknowledgement number, when hasAck
+	hasAck  bool
 	ts      time.Time
+}
+
+// pending is in-order content of one direction waiting to be handed to the
+// Handler until the other direction has been handed the bytes it
+// acknowledges: the mirror may deliver a response before the request it
+// answers, and the parser must see them in the order they were sent.
+type pending struct {
+	data   []byte // a buffer from the worker's pool, or nil for a gap
+	gap    int    // bytes lost after data (-1: unknown), 0 for none
+	end    uint32 // stream position after this content
+	ack    uint32
+	hasAck bool
+	ts     time.Time
 }
 
 // half is one direction of a connection.
 type half struct {
 	started bool   // next is known
-	next    uint32 // sequence number of the next byte to deliver
+	next    uint32 // sequence number of the next byte to reassemble
+	out     uint32 // sequence number of the next byte to hand to the Handler
+	held    []pending
 	synSeen bool
 	isn     uint32 // initial sequence number, when the SYN was seen
 	ooo     []segment
@@ -78,6 +95,13 @@ type conn struct {
 	dirs     [2]half
 	lastSeen time.Time
 	skipping bool
+}
+
+// start sets the position of a direction first seen at seq.
+func (d *half) start(seq uint32) {
+	d.started = true
+	d.next = seq
+	d.out = seq
 }
 
 // seqDiff is a-b in sequence space (wraps at 2^32).

@@ -57,18 +57,27 @@ func buildConn(rng *rand.Rand, i int, fin bool) *scripted {
 		n := 1 + rng.IntN(1400)
 		b := pattern(n, i*100+k)
 		s.req = append(s.req, b...)
-		data = append(data, mkPkt(s.vni, s.cli, s.srv, cisn+1+uint32(coff), decode.ACK, b))
+		// Each side acknowledges what it has received: the server answers
+		// after the request, so the engine must hand the request over first
+		// even when the shuffle puts the response ahead of it.
+		cp := mkPkt(s.vni, s.cli, s.srv, cisn+1+uint32(coff), decode.ACK, b)
+		cp.Ack = sisn + 1 + uint32(soff)
+		data = append(data, cp)
 		coff += n
 		n = 1 + rng.IntN(1400)
 		b = pattern(n, i*100+k+50)
 		s.resp = append(s.resp, b...)
-		data = append(data, mkPkt(s.vni, s.srv, s.cli, sisn+1+uint32(soff), decode.ACK, b))
+		sp := mkPkt(s.vni, s.srv, s.cli, sisn+1+uint32(soff), decode.ACK, b)
+		sp.Ack = cisn + 1 + uint32(coff)
+		data = append(data, sp)
 		soff += n
 	}
 	if fin {
-		data = append(data,
-			mkPkt(s.vni, s.cli, s.srv, cisn+1+uint32(coff), decode.FIN|decode.ACK, nil),
-			mkPkt(s.vni, s.srv, s.cli, sisn+1+uint32(soff), decode.FIN|decode.ACK, nil))
+		cf := mkPkt(s.vni, s.cli, s.srv, cisn+1+uint32(coff), decode.FIN|decode.ACK, nil)
+		cf.Ack = sisn + 1 + uint32(soff)
+		sf := mkPkt(s.vni, s.srv, s.cli, sisn+1+uint32(soff), decode.FIN|decode.ACK, nil)
+		sf.Ack = cisn + 2 + uint32(coff)
+		data = append(data, cf, sf)
 	}
 	for j := range data {
 		k := j + rng.IntN(min(4, len(data)-j))

@@ -29,6 +29,7 @@ type recorder struct {
 	total       int
 	callsClosed int // calls after Close
 	dataAfter   [2]int
+	order       []string // "c" or "s" per Data call: direction 0 or 1
 }
 
 func (r *recorder) Data(dir int, b []byte, ts time.Time) {
@@ -42,6 +43,7 @@ func (r *recorder) Data(dir int, b []byte, ts time.Time) {
 		r.events = append(r.events, fmt.Sprintf("empty%d", dir))
 	}
 	r.data[dir] = append(r.data[dir], b...)
+	r.order = append(r.order, [2]string{"c", "s"}[dir])
 	r.view[dir] = append(r.view[dir], b...)
 	r.total += len(b)
 }
@@ -208,13 +210,25 @@ func (h *harness) conn(cisn, sisn uint32) *tcp {
 	return &tcp{h: h, vni: 7, cli: cliAP, srv: srvAP, cisn: cisn, sisn: sisn}
 }
 
-// c sends client bytes at stream offset off (0 = first data byte).
+// c sends client bytes at stream offset off (0 = first data byte). It
+// acknowledges only the other side's SYN, so it never waits for it.
 func (f *tcp) c(off int, data []byte, flags uint8, at time.Duration) {
-	f.h.send(mkPkt(f.vni, f.cli, f.srv, f.cisn+1+uint32(off), flags|decode.ACK, data), at)
+	p := mkPkt(f.vni, f.cli, f.srv, f.cisn+1+uint32(off), flags|decode.ACK, data)
+	p.Ack = f.sisn + 1
+	f.h.send(p, at)
 }
 
 func (f *tcp) s(off int, data []byte, flags uint8, at time.Duration) {
-	f.h.send(mkPkt(f.vni, f.srv, f.cli, f.sisn+1+uint32(off), flags|decode.ACK, data), at)
+	p := mkPkt(f.vni, f.srv, f.cli, f.sisn+1+uint32(off), flags|decode.ACK, data)
+	p.Ack = f.cisn + 1
+	f.h.send(p, at)
+}
+
+// sAck sends server bytes acknowledging client bytes up to offset ackOff.
+func (f *tcp) sAck(off int, data []byte, ackOff int, at time.Duration) {
+	p := mkPkt(f.vni, f.srv, f.cli, f.sisn+1+uint32(off), decode.ACK, data)
+	p.Ack = f.cisn + 1 + uint32(ackOff)
+	f.h.send(p, at)
 }
 
 func (f *tcp) handshake(at time.Duration) {

@@ -20,6 +20,8 @@ type Stats struct {
 	GapBytes        atomic.Uint64
 	BufferOverflows atomic.Uint64 // holes declared early because a buffer cap was reached
 	TruncatedSegs   atomic.Uint64 // segments cut short by the capture (counted as gaps too)
+	Held            atomic.Uint64 // in-order content held until the other direction caught up (mirror reordering across directions)
+	HeldTimeouts    atomic.Uint64 // of which released after the reorder window without the other direction catching up
 	QueueDrops      atomic.Uint64 // packets dropped because workers fell behind (live capture only)
 	SkippedBytes    atomic.Uint64 // payload of connections the parser gave up on (TLS, HTTP/2, upgraded)
 	BufferedBytes   atomic.Int64  // out-of-order bytes held now (gauge)
@@ -43,6 +45,8 @@ func (s *Stats) Each(fn func(name string, v uint64)) {
 	fn("gap_bytes", s.GapBytes.Load())
 	fn("buffer_overflows", s.BufferOverflows.Load())
 	fn("truncated_segments", s.TruncatedSegs.Load())
+	fn("held", s.Held.Load())
+	fn("held_timeouts", s.HeldTimeouts.Load())
 	fn("queue_drops", s.QueueDrops.Load())
 	fn("skipped_bytes", s.SkippedBytes.Load())
 }

@@ -90,8 +90,7 @@ func (w *worker) packet(p *decode.Packet, ts time.Time) {
 		// A retransmitted SYN must not rewind a stream that has moved on.
 		if !d.synSeen {
 			d.synSeen, d.isn = true, p.Seq
-			d.started = true
-			d.next = p.Seq + 1
+			d.start(p.Seq + 1)
 		}
 		return
 	}
@@ -99,24 +98,27 @@ func (w *worker) packet(p *decode.Packet, ts time.Time) {
 	if n > 0 {
 		if !d.started {
 			// First seen mid-stream: the parser finds the next message start.
-			d.started = true
-			d.next = p.Seq
+			d.start(p.Seq)
 		}
-		w.segment(c, dir, p.Seq, p.Payload, p.Missing, ts)
+		w.segment(c, dir, p.Seq, p.Payload, p.Missing, p.Ack, p.Flags&decode.ACK != 0, ts)
 	}
 	if p.Flags&decode.FIN != 0 && !d.finSeen {
 		d.finSeen = true
 		d.finSeq = p.Seq + uint32(n)
 		d.finTs = ts
 		if !d.started {
-			d.started = true
-			d.next = d.finSeq
+			d.start(d.finSeq)
 		}
 	}
 	if len(d.ooo) > 0 && ts.Sub(d.ooo[0].ts) > w.cfg.ReorderWindow {
 		w.forceGap(c, dir, ts)
 	}
-	w.finish(k, c, dir, ts)
+	w.releaseHeld(c, 0, ts)
+	w.releaseHeld(c, 1, ts)
+	// Content released for the other direction may complete its FIN too.
+	if !w.finish(k, c, dir, ts) {
+		w.finish(k, c, 1-dir, ts)
+	}
 }
 
 // finish delivers End once dir's data up to its FIN is through, declaring
@@ -132,8 +134,10 @@ func (w *worker) finish(k key, c *conn, dir int, ts time.Time) bool {
 		if ts.Sub(d.finTs) <= w.cfg.ReorderWindow {
 			return false
 		}
-		w.gap(c, dir, int(n), ts)
-		d.next = d.finSeq
+		w.skipTo(c, dir, d.finSeq, int(n), ts)
+	}
+	if len(d.held) > 0 {
+		return false
 	}
 	d.ended = true
 	if !c.skipping {
@@ -162,7 +166,7 @@ func (w *worker) isNewSYN(c *conn, p *decode.Packet) bool {
 }
 
 // segment places payload (and missing bytes cut from its end) at seq.
-func (w *worker) segment(c *conn, dir int, seq uint32, payload []byte, missing int, ts time.Time) {
+func (w *worker) segment(c *conn, dir int, seq uint32, payload []byte, missing int, ack uint32, hasAck bool, ts time.Time) {
 	d := &c.dirs[dir]
 	diff := seqDiff(seq, d.next)
 	if diff < 0 {
@@ -180,7 +184,7 @@ func (w *worker) segment(c *conn, dir int, seq uint32, payload []byte, missing i
 		diff = 0
 	}
 	if diff == 0 {
-		w.deliver(c, dir, payload, missing, ts)
+		w.deliver(c, dir, payload, missing, ack, hasAck, ts)
 		w.drain(c, dir, ts)
 		return
 	}
@@ -189,12 +193,11 @@ func (w *worker) segment(c *conn, dir int, seq uint32, payload []byte, missing i
 		w.flushHoles(c, dir, ts)
 		if seqDiff(seq, d.next) <= 0 {
 			// The buffered segments reached into this one.
-			w.segment(c, dir, seq, payload, missing, ts)
+			w.segment(c, dir, seq, payload, missing, ack, hasAck, ts)
 			return
 		}
-		w.gap(c, dir, -1, ts)
-		d.next = seq
-		w.deliver(c, dir, payload, missing, ts)
+		w.skipTo(c, dir, seq, -1, ts)
+		w.deliver(c, dir, payload, missing, ack, hasAck, ts)
 		return
 	}
 	w.stats.OutOfOrder.Add(1)
@@ -204,18 +207,17 @@ func (w *worker) segment(c *conn, dir int, seq uint32, payload []byte, missing i
 	room := w.makeRoom(c, dir, bufCap(len(payload)), ts)
 	if seqDiff(seq, d.next) <= 0 {
 		// Making room declared the hole and the stream caught up.
-		w.segment(c, dir, seq, payload, missing, ts)
+		w.segment(c, dir, seq, payload, missing, ack, hasAck, ts)
 		return
 	}
 	if !room {
 		// It cannot be buffered (nothing is buffered for c any more): give
 		// up on the hole before it rather than on the bytes in hand.
-		w.gap(c, dir, int(seqDiff(seq, d.next)), ts)
-		d.next = seq
-		w.deliver(c, dir, payload, missing, ts)
+		w.skipTo(c, dir, seq, int(seqDiff(seq, d.next)), ts)
+		w.deliver(c, dir, payload, missing, ack, hasAck, ts)
 		return
 	}
-	w.insert(d, seq, payload, missing, ts)
+	w.insert(d, segment{seq: seq, missing: missing, ack: ack, hasAck: hasAck, ts: ts}, payload)
 }
 
 // makeRoom frees space for a buffer of capacity n for c's direction dir,
@@ -260,17 +262,20 @@ func (c *conn) bufferedBytes() int {
 		for _, s := range c.dirs[i].ooo {
 			n += cap(s.data)
 		}
+		for _, h := range c.dirs[i].held {
+			n += cap(h.data)
+		}
 	}
 	return n
 }
 
 // insert keeps the out-of-order list sorted by sequence number.
-func (w *worker) insert(d *half, seq uint32, payload []byte, missing int, ts time.Time) {
+func (w *worker) insert(d *half, s segment, payload []byte) {
 	buf := w.getBuf(len(payload))
 	buf = append(buf, payload...)
-	s := segment{seq: seq, data: buf, ts: ts, missing: missing}
+	s.data = buf
 	i := len(d.ooo)
-	for i > 0 && seqDiff(d.ooo[i-1].seq, seq) > 0 {
+	for i > 0 && seqDiff(d.ooo[i-1].seq, s.seq) > 0 {
 		i--
 	}
 	d.ooo = append(d.ooo, segment{})
@@ -280,31 +285,113 @@ func (w *worker) insert(d *half, seq uint32, payload []byte, missing int, ts tim
 	w.stats.BufferedBytes.Add(int64(cap(buf)))
 }
 
-func (w *worker) deliver(c *conn, dir int, payload []byte, missing int, ts time.Time) {
+// deliver accepts the next in-order content of dir: payload, then missing
+// bytes cut from its end.
+func (w *worker) deliver(c *conn, dir int, payload []byte, missing int, ack uint32, hasAck bool, ts time.Time) {
 	d := &c.dirs[dir]
 	if len(payload) > 0 {
 		d.next += uint32(len(payload))
-		if c.skipping {
-			w.stats.SkippedBytes.Add(uint64(len(payload)))
-		} else {
-			c.h.Data(dir, payload, ts)
-			c.skipping = c.h.Skipping()
-		}
+		w.emit(c, dir, pending{data: payload, end: d.next, ack: ack, hasAck: hasAck, ts: ts})
 	}
 	if missing > 0 {
 		w.stats.TruncatedSegs.Add(1)
-		w.gap(c, dir, missing, ts)
-		d.next += uint32(missing)
+		w.skipTo(c, dir, d.next+uint32(missing), missing, ts)
 	}
 }
 
-func (w *worker) gap(c *conn, dir, n int, ts time.Time) {
+// skipTo declares the bytes of dir from next up to to lost (n of them, or
+// -1 when unknown) and resumes reassembly at to.
+func (w *worker) skipTo(c *conn, dir int, to uint32, n int, ts time.Time) {
 	w.stats.Gaps.Add(1)
 	if n > 0 {
 		w.stats.GapBytes.Add(uint64(n))
 	}
-	if !c.skipping {
-		c.h.Gap(dir, n, ts)
+	c.dirs[dir].next = to
+	w.emit(c, dir, pending{gap: n, end: to, ts: ts})
+}
+
+// emit hands in-order content to the Handler, unless it acknowledges bytes
+// of the other direction that the Handler has not been given yet: then it
+// waits (copied) until those arrive or the reorder window passes.
+func (w *worker) emit(c *conn, dir int, p pending) {
+	d := &c.dirs[dir]
+	if len(d.held) == 0 && !c.waits(dir, &p) {
+		w.handOver(c, dir, &p)
+		w.releaseHeld(c, 1-dir, p.ts)
+		return
+	}
+	if p.data != nil {
+		if !w.makeRoom(c, dir, bufCap(len(p.data)), p.ts) {
+			// No room to wait: order may suffer, memory may not.
+			w.releaseHeld(c, dir, p.ts.Add(w.cfg.ReorderWindow+1))
+			w.handOver(c, dir, &p)
+			return
+		}
+		buf := w.getBuf(len(p.data))
+		p.data = append(buf, p.data...)
+		w.buffered += int64(cap(buf))
+		w.stats.BufferedBytes.Add(int64(cap(buf)))
+	}
+	w.stats.Held.Add(1)
+	d.held = append(d.held, p)
+}
+
+// waits reports whether content of dir acknowledging p.ack must wait for
+// the other direction.
+func (c *conn) waits(dir int, p *pending) bool {
+	o := &c.dirs[1-dir]
+	if !p.hasAck || !o.started || c.skipping {
+		return false
+	}
+	pos := o.out
+	if o.finSeen && pos == o.finSeq {
+		pos++ // the FIN takes one sequence number
+	}
+	return seqDiff(p.ack, pos) > 0
+}
+
+// releaseHeld hands over the content of dir that no longer waits (or has
+// waited longer than the reorder window by now), then does the same for
+// the other direction, which may have been waiting for it.
+func (w *worker) releaseHeld(c *conn, dir int, now time.Time) {
+	d := &c.dirs[dir]
+	moved := false
+	for len(d.held) > 0 {
+		p := d.held[0]
+		if c.waits(dir, &p) && now.Sub(p.ts) <= w.cfg.ReorderWindow {
+			break
+		}
+		if c.waits(dir, &p) {
+			w.stats.HeldTimeouts.Add(1)
+		}
+		copy(d.held, d.held[1:])
+		d.held[len(d.held)-1] = pending{}
+		d.held = d.held[:len(d.held)-1]
+		w.handOver(c, dir, &p)
+		if p.data != nil {
+			w.release(p.data)
+		}
+		moved = true
+	}
+	if moved {
+		w.releaseHeld(c, 1-dir, now)
+	}
+}
+
+// handOver gives content to the Handler.
+func (w *worker) handOver(c *conn, dir int, p *pending) {
+	d := &c.dirs[dir]
+	d.out = p.end
+	if c.skipping {
+		w.stats.SkippedBytes.Add(uint64(len(p.data)))
+		return
+	}
+	if len(p.data) > 0 {
+		c.h.Data(dir, p.data, p.ts)
+		c.skipping = c.h.Skipping()
+	}
+	if p.gap != 0 && !c.skipping {
+		c.h.Gap(dir, p.gap, p.ts)
 	}
 }
 
@@ -327,7 +414,7 @@ func (w *worker) drain(c *conn, dir int, ts time.Time) {
 				payload = payload[skip:]
 			}
 		}
-		w.deliver(c, dir, payload, missing, s.ts)
+		w.deliver(c, dir, payload, missing, s.ack, s.hasAck, s.ts)
 		w.release(s.data)
 	}
 }
@@ -339,8 +426,7 @@ func (w *worker) forceGap(c *conn, dir int, ts time.Time) {
 	if len(d.ooo) == 0 {
 		return
 	}
-	w.gap(c, dir, int(seqDiff(d.ooo[0].seq, d.next)), ts)
-	d.next = d.ooo[0].seq
+	w.skipTo(c, dir, d.ooo[0].seq, int(seqDiff(d.ooo[0].seq, d.next)), ts)
 	w.drain(c, dir, ts)
 }
 
@@ -354,13 +440,19 @@ func (w *worker) flushHoles(c *conn, dir int, ts time.Time) {
 // close delivers what is left, closes the handler and forgets c.
 func (w *worker) close(k key, c *conn, ts time.Time) {
 	for dir := range c.dirs {
-		d := &c.dirs[dir]
 		w.flushHoles(c, dir, ts)
-		if d.finSeen && !d.ended {
+		if d := &c.dirs[dir]; d.finSeen && !d.ended {
 			if n := seqDiff(d.finSeq, d.next); n > 0 {
-				w.gap(c, dir, int(n), ts)
-				d.next = d.finSeq
+				w.skipTo(c, dir, d.finSeq, int(n), ts)
 			}
+		}
+	}
+	// Nothing more will come: what waits for the other direction goes now.
+	never := ts.Add(w.cfg.ReorderWindow + 1)
+	w.releaseHeld(c, 0, never)
+	w.releaseHeld(c, 1, never)
+	for dir := range c.dirs {
+		if d := &c.dirs[dir]; d.finSeen && !d.ended {
 			d.ended = true
 			if !c.skipping {
 				c.h.End(dir, ts)
@@ -393,6 +485,8 @@ func (w *worker) advance(now time.Time) {
 				w.flushHoles(c, dir, w.clock)
 			}
 		}
+		w.releaseHeld(c, 0, w.clock)
+		w.releaseHeld(c, 1, w.clock)
 		if w.finish(k, c, 0, w.clock) || w.finish(k, c, 1, w.clock) {
 			continue
 		}

@@ -935,3 +935,48 @@ func TestLateDuplicateSYN(t *testing.T) {
 		t.Errorf("late SYN: reused %d, events %q", h.stats.ConnsReused.Load(), r.evs())
 	}
 }
+
+// The mirror may deliver a response before the request it answers (the two
+// directions travel as different UDP flows). The response acknowledges the
+// request's bytes, so it waits until the request has been handed over.
+func TestResponseBeforeItsRequest(t *testing.T) {
+	h := newHarness(t, Config{})
+	f := h.conn(100, 900)
+	req1, resp1, req2, resp2 := pattern(300, 1), pattern(700, 2), pattern(200, 3), pattern(400, 4)
+	f.handshake(0)
+	f.c(0, req1, 0, 1*ms)
+	f.sAck(0, resp1, 300, 2*ms)
+	// resp2 overtakes req2.
+	f.sAck(700, resp2, 500, 3*ms)
+	f.c(300, req2, 0, 4*ms)
+	r := h.only()
+	wantBytes(t, "client", r.data[0], append(append([]byte{}, req1...), req2...))
+	wantBytes(t, "server", r.data[1], append(append([]byte{}, resp1...), resp2...))
+	if h.stats.Held.Load() != 1 || h.stats.HeldTimeouts.Load() != 0 {
+		t.Errorf("Held %d HeldTimeouts %d, want 1 and 0", h.stats.Held.Load(), h.stats.HeldTimeouts.Load())
+	}
+	// The handler saw req2 before resp2: check the interleaving.
+	if got := r.order; len(got) < 4 || got[2] != "c" || got[3] != "s" {
+		t.Errorf("hand-over order %q, want c s c s", got)
+	}
+	if h.stats.BufferedBytes.Load() != 0 {
+		t.Errorf("BufferedBytes %d after release", h.stats.BufferedBytes.Load())
+	}
+}
+
+// When the acknowledged bytes never come (lost by the mirror), the waiting
+// content goes after the reorder window: late rather than never.
+func TestHeldContentReleasedAfterWindow(t *testing.T) {
+	h := newHarness(t, Config{ReorderWindow: 100 * time.Millisecond})
+	f := h.conn(100, 900)
+	f.handshake(0)
+	f.sAck(0, pattern(50, 1), 300, 1*ms) // acknowledges a request we never see
+	r := h.only()
+	if len(r.data[1]) != 0 {
+		t.Fatal("content handed over before the window passed")
+	}
+	h.advance(1500 * ms)
+	if len(r.data[1]) != 50 || h.stats.HeldTimeouts.Load() != 1 {
+		t.Errorf("after the window: %d bytes, HeldTimeouts %d", len(r.data[1]), h.stats.HeldTimeouts.Load())
+	}
+}
