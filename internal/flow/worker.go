@@ -92,6 +92,11 @@ func (w *worker) packet(p *decode.Packet, ts time.Time) {
 			d.synSeen, d.isn = true, p.Seq
 			d.start(p.Seq + 1)
 		}
+		// A SYN-ACK names the other side's first byte: enough to start it
+		// when its SYN was lost or is late.
+		if o := &c.dirs[1-dir]; p.Flags&decode.ACK != 0 && !o.started {
+			o.start(p.Ack)
+		}
 		return
 	}
 	n := len(p.Payload) + p.Missing
@@ -340,7 +345,12 @@ func (w *worker) emit(c *conn, dir int, p pending) {
 // the other direction.
 func (c *conn) waits(dir int, p *pending) bool {
 	o := &c.dirs[1-dir]
-	if !p.hasAck || !o.started || c.skipping {
+	if !p.hasAck || c.skipping {
+		return false
+	}
+	if !o.started {
+		// Nothing to compare with (a mid-stream start, or a mirror that
+		// sees one direction only): waiting could only delay.
 		return false
 	}
 	pos := o.out

@@ -980,3 +980,25 @@ func TestHeldContentReleasedAfterWindow(t *testing.T) {
 		t.Errorf("after the window: %d bytes, HeldTimeouts %d", len(r.data[1]), h.stats.HeldTimeouts.Load())
 	}
 }
+
+// With two sockets the server's SYN-ACK and response can overtake the
+// client's SYN and request: the SYN-ACK names the client's first byte, so
+// the response still waits for the request.
+func TestSYNACKStartsTheLateSide(t *testing.T) {
+	h := newHarness(t, Config{})
+	f := h.conn(100, 900)
+	req, resp := pattern(300, 1), pattern(700, 2)
+	synack := mkPkt(f.vni, f.srv, f.cli, f.sisn, decode.SYN|decode.ACK, nil)
+	synack.Ack = f.cisn + 1
+	h.send(synack, 0)
+	f.sAck(0, resp, 300, 1*ms)
+	h.send(mkPkt(f.vni, f.cli, f.srv, f.cisn, decode.SYN, nil), 2*ms)
+	f.c(0, req, 0, 3*ms)
+	r := h.only()
+	// Direction 0 is the server here (it was seen first).
+	wantBytes(t, "client", r.data[1], req)
+	wantBytes(t, "server", r.data[0], resp)
+	if len(r.order) != 2 || r.order[0] != "s" {
+		t.Errorf("hand-over order %q (c = direction 0 = server here), want the request (s) first", r.order)
+	}
+}
