@@ -350,7 +350,7 @@ func clientRun(ns string, s Script) ([]Result, error) {
 	for ci, c := range s.Conns {
 		for range c.Requests {
 			if k < len(res) {
-				res[k].conn = ci
+				res[k].ConnIndex = ci
 			}
 			k++
 		}
@@ -508,7 +508,7 @@ func checkKeys(t *testing.T, out outcome, recs []rec) {
 	t.Helper()
 	connOf := map[string]int{}
 	for _, res := range out.results {
-		connOf[res.ID] = res.conn
+		connOf[res.ID] = res.ConnIndex
 	}
 	keysOfConn := map[int]map[string]bool{}
 	connsOfKey := map[string]map[int]bool{}

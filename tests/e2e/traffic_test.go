@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"github.com/apitap/apitap/tests/e2e/clientscript"
 	"net"
 	"os"
 	"path/filepath"
@@ -11,51 +12,13 @@ import (
 	"time"
 )
 
-// Script, Conn, Request and Result mirror the types of ./edgeclient (the
-// client reads and prints them as JSON).
-type Script struct {
-	Parallel int    `json:"parallel"`
-	Conns    []Conn `json:"conns"`
-}
-
-type Conn struct {
-	Addr     string    `json:"addr"`
-	Pipeline bool      `json:"pipeline,omitempty"`
-	Requests []Request `json:"requests"`
-}
-
-type Request struct {
-	ID        string      `json:"id"`
-	Method    string      `json:"method"`
-	Path      string      `json:"path"`
-	Proto     string      `json:"proto,omitempty"`
-	Host      string      `json:"host,omitempty"`
-	Headers   [][2]string `json:"headers,omitempty"`
-	Body      string      `json:"body,omitempty"`
-	Chunked   bool        `json:"chunked,omitempty"`
-	Gzip      bool        `json:"gzip,omitempty"`
-	Expect100 bool        `json:"expect100,omitempty"`
-}
-
-type Result struct {
-	ID          string              `json:"id"`
-	Method      string              `json:"method"`
-	Path        string              `json:"path"`
-	Proto       string              `json:"proto"`
-	RequestBody string              `json:"requestBody"`
-	Local       string              `json:"local"`
-	Remote      string              `json:"remote"`
-	Start       int64               `json:"start"`
-	StatusCode  int                 `json:"statusCode"`
-	Status      string              `json:"status"`
-	Headers     map[string][]string `json:"headers"`
-	Trailers    map[string][]string `json:"trailers,omitempty"`
-	Body        string              `json:"body"`
-	Got100      bool                `json:"got100,omitempty"`
-	Err         string              `json:"err,omitempty"`
-
-	conn int // index of the connection in the script
-}
+// The client's script and results (see ./clientscript).
+type (
+	Script  = clientscript.Script
+	Conn    = clientscript.Conn
+	Request = clientscript.Request
+	Result  = clientscript.Result
+)
 
 var (
 	nginxV4 = net.JoinHostPort(serverV4, "80")

@@ -1,8 +1,8 @@
 // Command edgeclient is the HTTP/1.x client of the end-to-end tests. It
-// reads a script (JSON, see Script) on stdin, performs its requests over
-// raw TCP connections, so that the bytes on the wire are exactly the ones
+// reads a script (JSON, see package clientscript) on stdin, performs its
+// requests over raw TCP connections, so that the bytes on the wire are exactly the ones
 // scripted (keep-alive reuse, pipelining, Expect: 100-continue, chunked and
-// gzip request bodies, HTTP/1.0), and prints one Result per request as a
+// gzip request bodies, HTTP/1.0), and prints one clientscript.Result per request as a
 // JSON array on stdout.
 package main
 
@@ -23,68 +23,12 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/apitap/apitap/tests/e2e/clientscript"
 )
 
-// Script is the client's input.
-type Script struct {
-	// Parallel is how many connections run at once (default 1).
-	Parallel int    `json:"parallel"`
-	Conns    []Conn `json:"conns"`
-}
-
-// Conn is one TCP connection and the requests made on it, in order.
-type Conn struct {
-	// Addr is the server's host:port.
-	Addr string `json:"addr"`
-	// Pipeline writes every request before reading the first response.
-	Pipeline bool      `json:"pipeline,omitempty"`
-	Requests []Request `json:"requests"`
-}
-
-// Request is one scripted request.
-type Request struct {
-	ID     string `json:"id"`
-	Method string `json:"method"`
-	Path   string `json:"path"`
-	// Proto defaults to HTTP/1.1.
-	Proto string `json:"proto,omitempty"`
-	// Host defaults to the connection's Addr.
-	Host    string      `json:"host,omitempty"`
-	Headers [][2]string `json:"headers,omitempty"`
-	Body    string      `json:"body,omitempty"`
-	// Chunked sends the body with Transfer-Encoding: chunked.
-	Chunked bool `json:"chunked,omitempty"`
-	// Gzip sends the body gzip-compressed with Content-Encoding: gzip.
-	Gzip bool `json:"gzip,omitempty"`
-	// Expect100 sends the headers with Expect: 100-continue and the body
-	// only after the server's 100 Continue.
-	Expect100 bool `json:"expect100,omitempty"`
-}
-
-// Result is what the client sent and received for one request.
-type Result struct {
-	ID     string `json:"id"`
-	Method string `json:"method"`
-	Path   string `json:"path"`
-	Proto  string `json:"proto"`
-	// RequestBody is the body before any encoding.
-	RequestBody string `json:"requestBody"`
-	Local       string `json:"local"`
-	Remote      string `json:"remote"`
-	// Start is the unix time in seconds when the request was written.
-	Start      int64               `json:"start"`
-	StatusCode int                 `json:"statusCode"`
-	Status     string              `json:"status"`
-	Headers    map[string][]string `json:"headers"`
-	Trailers   map[string][]string `json:"trailers,omitempty"`
-	// Body is the response body after transfer and content decoding.
-	Body   string `json:"body"`
-	Got100 bool   `json:"got100,omitempty"`
-	Err    string `json:"err,omitempty"`
-}
-
 func main() {
-	var s Script
+	var s clientscript.Script
 	if err := json.NewDecoder(os.Stdin).Decode(&s); err != nil {
 		fmt.Fprintln(os.Stderr, "edgeclient: reading script:", err)
 		os.Exit(2)
@@ -99,9 +43,9 @@ func main() {
 }
 
 // Run performs the script and returns the results in script order.
-func Run(s Script) []Result {
+func Run(s clientscript.Script) []clientscript.Result {
 	par := max(s.Parallel, 1)
-	out := make([][]Result, len(s.Conns))
+	out := make([][]clientscript.Result, len(s.Conns))
 	sem := make(chan struct{}, par)
 	var wg sync.WaitGroup
 	for i, c := range s.Conns {
@@ -114,19 +58,19 @@ func Run(s Script) []Result {
 		}()
 	}
 	wg.Wait()
-	var all []Result
+	var all []clientscript.Result
 	for _, r := range out {
 		all = append(all, r...)
 	}
 	return all
 }
 
-func runConn(c Conn) []Result {
-	res := make([]Result, len(c.Requests))
+func runConn(c clientscript.Conn) []clientscript.Result {
+	res := make([]clientscript.Result, len(c.Requests))
 	for i, r := range c.Requests {
-		res[i] = Result{ID: r.ID, Method: r.Method, Path: r.Path, Proto: proto(r), RequestBody: r.Body}
+		res[i] = clientscript.Result{ID: r.ID, Method: r.Method, Path: r.Path, Proto: proto(r), RequestBody: r.Body}
 	}
-	fail := func(from int, err error) []Result {
+	fail := func(from int, err error) []clientscript.Result {
 		for i := from; i < len(res); i++ {
 			if res[i].Err == "" {
 				res[i].Err = err.Error()
@@ -202,7 +146,7 @@ func runConn(c Conn) []Result {
 	return res
 }
 
-func proto(r Request) string {
+func proto(r clientscript.Request) string {
 	if r.Proto == "" {
 		return "HTTP/1.1"
 	}
@@ -210,7 +154,7 @@ func proto(r Request) string {
 }
 
 // encode returns the request's head and (encoded) body.
-func encode(c Conn, r Request) (head, body []byte) {
+func encode(c clientscript.Conn, r clientscript.Request) (head, body []byte) {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "%s %s %s\r\n", r.Method, r.Path, proto(r))
 	host := r.Host
@@ -252,7 +196,7 @@ func encode(c Conn, r Request) (head, body []byte) {
 }
 
 // readFinal reads responses until a final (non-1xx) one and fills res.
-func readFinal(br *bufio.Reader, r Request, res *Result) error {
+func readFinal(br *bufio.Reader, r clientscript.Request, res *clientscript.Result) error {
 	for {
 		resp, err := http.ReadResponse(br, &http.Request{Method: r.Method})
 		if err != nil {
@@ -268,7 +212,7 @@ func readFinal(br *bufio.Reader, r Request, res *Result) error {
 	}
 }
 
-func fill(resp *http.Response, res *Result) error {
+func fill(resp *http.Response, res *clientscript.Result) error {
 	raw, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if err != nil {
