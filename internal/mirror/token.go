@@ -1,0 +1,50 @@
+package mirror
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"strconv"
+)
+
+// tokenPrefix marks apitap's ClientTokens in CloudTrail.
+const tokenPrefix = "apitap-"
+
+// ClientToken is the idempotency token of CreateTrafficMirrorSession for one
+// session: derived from the session's key (contracts.md §3: stack, source
+// ENI, mirror target, filter, session number) so that a retried create, or
+// the same create issued by two invocations racing each other, returns the
+// one existing session instead of making a second.
+//
+// Two fields are added to that key, because EC2 remembers a token after the
+// session it created is deleted:
+//
+//   - vni: a session replaced because its load balancer's VNI changed is
+//     re-created with the same target, filter and often the same number;
+//     with the old token EC2 would answer IdempotentParameterMismatch.
+//   - epoch: the source's launch or attach time (Source.Epoch). After a
+//     stop/start we delete the session and must create it again; with the
+//     old token EC2 would return the id of the deleted session and create
+//     nothing.
+//
+// The fields are length-prefixed before hashing, so no two different keys
+// hash the same input whatever characters they contain. The result is
+// "apitap-" and 32 hex digits: 39 ASCII characters, within EC2's 64.
+//
+// Changing this function changes every token: a create retried across a
+// deploy would then not be recognized as a retry. Keep it stable.
+func ClientToken(stack, eni, target, filter string, number int32, vni uint32, epoch string) string {
+	h := sha256.New()
+	var lenBuf [binary.MaxVarintLen64]byte
+	for _, f := range []string{
+		stack, eni, target, filter,
+		strconv.FormatInt(int64(number), 10),
+		strconv.FormatUint(uint64(vni), 10),
+		epoch,
+	} {
+		h.Write(lenBuf[:binary.PutUvarint(lenBuf[:], uint64(len(f)))])
+		h.Write([]byte(f))
+	}
+	sum := h.Sum(nil)
+	return tokenPrefix + hex.EncodeToString(sum[:16])
+}

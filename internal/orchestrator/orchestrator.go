@@ -1,0 +1,323 @@
+// Package orchestrator keeps traffic mirror sessions in sync with the
+// targets of the selected load balancers. Each operation reads the state
+// it needs from AWS, asks the pure planner (package mirror) what to do,
+// and applies that through a rate limiter. Nothing is kept between
+// invocations except what makes retries cheaper (which ENIs recently
+// failed for a lasting reason), so a lost event or a cut-short run is
+// repaired by the next scheduled reconcile.
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/apitap/apitap/internal/mirror"
+)
+
+// Orchestrator is built once per Lambda container; its methods are safe
+// for concurrent use.
+type Orchestrator struct {
+	cfg     Config
+	c       Clients
+	clock   Clock
+	log     *slog.Logger
+	limiter *limiter
+
+	mu      sync.Mutex
+	blocked map[string]blockState // by ENI
+}
+
+type blockState struct {
+	mirror.Blocked
+	failures int
+}
+
+// New returns an Orchestrator. clock and log may be nil.
+func New(cfg Config, c Clients, clock Clock, log *slog.Logger) (*Orchestrator, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if clock == nil {
+		clock = RealClock{}
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Orchestrator{
+		cfg: cfg, c: c, clock: clock, log: log,
+		limiter: newLimiter(clock, cfg.MutationsPerSecond, max(1, int(cfg.MutationsPerSecond))),
+		blocked: map[string]blockState{},
+	}, nil
+}
+
+// Result is what one operation did: the counts of the per-invocation
+// summary and the items behind them.
+type Result struct {
+	Desired, Actual, Kept, Created, Deleted int
+	Conflicts, Unsupported                   []mirror.Problem
+	Protected                                []mirror.Delete
+	// Problems are load balancers and targets that cannot be mirrored
+	// (wrong VPC, lambda targets, not found).
+	Problems []mirror.Problem
+	// Left counts actions not attempted because the deadline came: the
+	// next run does them.
+	Left     int
+	APICalls int
+	Errors   []error
+}
+
+// Err joins the errors.
+func (r *Result) Err() error { return errors.Join(r.Errors...) }
+
+// run is one operation's bookkeeping.
+type run struct {
+	Result
+	o        *Orchestrator
+	deadline time.Time
+}
+
+func (o *Orchestrator) newRun(deadline time.Time) *run {
+	return &run{o: o, deadline: deadline}
+}
+
+func (r *run) problem(p mirror.Problem) {
+	r.Problems = append(r.Problems, p)
+	r.o.log.Warn("cannot mirror", "lb", p.LB, "eni", p.ENI, "reason", p.Reason)
+}
+
+func (r *run) note(msg string, args ...any) { r.o.log.Info(msg, args...) }
+
+// timeLeft reports whether new work may start.
+func (r *run) timeLeft() bool {
+	return r.deadline.IsZero() || r.o.clock.Now().Before(r.deadline.Add(-r.o.cfg.Margin))
+}
+
+func (r *run) fail(err error) { r.Errors = append(r.Errors, err) }
+
+// Reconcile is the full pass: every selected load balancer's targets, all
+// of our sessions. It works until shortly before deadline (zero: none)
+// and leaves the rest to the next run.
+func (o *Orchestrator) Reconcile(ctx context.Context, deadline time.Time) *Result {
+	r := o.newRun(deadline)
+	lbs, err := o.selection(ctx, r)
+	if err != nil {
+		r.fail(err)
+		return &r.Result
+	}
+	ts, err := o.targetsOf(ctx, r, lbs, nil)
+	if err != nil {
+		r.fail(err)
+		return &r.Result
+	}
+	desired, err := o.sources(ctx, r, lbs, ts)
+	if err != nil {
+		r.fail(err)
+		return &r.Result
+	}
+	actual, err := o.actual(ctx, r, enisOf(desired))
+	if err != nil {
+		r.fail(err)
+		return &r.Result
+	}
+	o.planAndApply(ctx, r, desired, actual)
+	return &r.Result
+}
+
+// ReconcileInstances handles instances that started or launched: each is
+// mirrored if it is a target of a selected load balancer, and its sessions
+// are removed if it is not running (an event that arrived late).
+func (o *Orchestrator) ReconcileInstances(ctx context.Context, ids []string, deadline time.Time) *Result {
+	r := o.newRun(deadline)
+	lbs, err := o.selection(ctx, r)
+	if err != nil {
+		r.fail(err)
+		return &r.Result
+	}
+	ts, err := o.targetsOf(ctx, r, lbs, ids)
+	if err != nil {
+		r.fail(err)
+		return &r.Result
+	}
+	o.scoped(ctx, r, lbs, ts, ids, nil)
+	return &r.Result
+}
+
+// ReconcileTargets handles a target registration or deregistration in a
+// target group (CloudTrail RegisterTargets / DeregisterTargets): only the
+// targets named are looked at, in the load balancers of that group.
+func (o *Orchestrator) ReconcileTargets(ctx context.Context, targetGroupARN string, targetIDs []string, deadline time.Time) *Result {
+	r := o.newRun(deadline)
+	lbs, err := o.selection(ctx, r)
+	if err != nil {
+		r.fail(err)
+		return &r.Result
+	}
+	owners, err := o.groupOwners(ctx, r, targetGroupARN)
+	if err != nil {
+		r.fail(err)
+		return &r.Result
+	}
+	var scope []loadBalancer
+	for _, lb := range lbs {
+		if owners[lb.ARN] {
+			scope = append(scope, lb)
+		}
+	}
+	if len(scope) == 0 {
+		r.note("target group is not behind a selected load balancer: nothing to do", "target_group", targetGroupARN)
+		return &r.Result
+	}
+	ts, err := o.targetsOf(ctx, r, scope, targetIDs)
+	if err != nil {
+		r.fail(err)
+		return &r.Result
+	}
+	o.scoped(ctx, r, lbs, ts, nil, targetIDs)
+	return &r.Result
+}
+
+// ReconcileClassic handles a Classic registration or deregistration.
+func (o *Orchestrator) ReconcileClassic(ctx context.Context, lbName string, instanceIDs []string, deadline time.Time) *Result {
+	return o.ReconcileInstances(ctx, instanceIDs, deadline)
+}
+
+// RemoveInstances deletes our sessions of instances that are stopping,
+// stopped or terminated: sessions are billed while they exist. An
+// instance that is running again by now (a late event) is left alone.
+func (o *Orchestrator) RemoveInstances(ctx context.Context, ids []string, deadline time.Time) *Result {
+	r := o.newRun(deadline)
+	insts, err := o.describeInstances(ctx, r, ids)
+	if err != nil {
+		r.fail(err)
+		return &r.Result
+	}
+	var gone []string
+	for _, id := range dedupe(ids) {
+		if in, ok := insts[id]; ok && (in.State == "running" || in.State == "pending") {
+			r.note("instance is running again: its sessions stay", "instance", id)
+			continue
+		}
+		gone = append(gone, id)
+	}
+	for _, chunk := range chunks(gone, 200) {
+		ss, err := o.sessionsWhere(ctx, r, "of stopped instances", filter("tag:"+mirror.TagStack, o.cfg.Mirror.StackName), filter("tag:"+tagInstance, chunk...))
+		if err != nil {
+			r.fail(err)
+			return &r.Result
+		}
+		r.Actual += len(ss)
+		for _, s := range ss {
+			if !r.timeLeft() {
+				r.Left++
+				continue
+			}
+			o.delete(ctx, r, mirror.Delete{Session: s, Reason: "instance " + s.Tags[tagInstance] + " is not running"})
+		}
+	}
+	o.logResult("remove instances", r)
+	return &r.Result
+}
+
+// Teardown deletes every session this stack owns, so that the mirror
+// target can be deleted with the stack. It repeats until none is listed,
+// since a handler may create one while it runs.
+func (o *Orchestrator) Teardown(ctx context.Context, deadline time.Time) *Result {
+	r := o.newRun(deadline)
+	for round := 0; r.timeLeft(); round++ {
+		ss, err := o.sessionsWhere(ctx, r, "owned by the stack", filter("tag:"+mirror.TagStack, o.cfg.Mirror.StackName))
+		if err != nil {
+			r.fail(err)
+			break
+		}
+		if round == 0 {
+			r.Actual = len(ss)
+		}
+		if len(ss) == 0 {
+			break
+		}
+		for _, s := range ss {
+			if !r.timeLeft() {
+				r.Left++
+				continue
+			}
+			o.delete(ctx, r, mirror.Delete{Session: s, Reason: "stack deleted"})
+		}
+		if round > 0 {
+			// What is still listed may be a Describe lagging behind our
+			// deletes: give it a moment.
+			if err := o.clock.Sleep(ctx, 2*time.Second); err != nil {
+				r.fail(err)
+				break
+			}
+		}
+	}
+	o.logResult("teardown", r)
+	return &r.Result
+}
+
+// scoped plans for the given targets only: the ENIs they resolve to, plus
+// the ENIs of our sessions for the given instances or target ids.
+func (o *Orchestrator) scoped(ctx context.Context, r *run, lbs []loadBalancer, ts []target, instanceIDs, targetIDs []string) {
+	desired, err := o.sources(ctx, r, lbs, ts)
+	if err != nil {
+		r.fail(err)
+		return
+	}
+	// Our sessions for these instances may have to go (deregistered,
+	// stopped): find them by tag.
+	var ours []mirror.Session
+	ids := append(append([]string{}, instanceIDs...), targetIDs...)
+	for _, chunk := range chunks(dedupe(ids), 200) {
+		ss, err := o.sessionsWhere(ctx, r, "of the instances concerned", filter("tag:"+mirror.TagStack, o.cfg.Mirror.StackName), filter("tag:"+tagInstance, chunk...))
+		if err != nil {
+			r.fail(err)
+			return
+		}
+		ours = append(ours, ss...)
+	}
+	enis := enisOf(desired)
+	for _, s := range ours {
+		enis = append(enis, s.ENI)
+	}
+	byID := map[string]mirror.Session{}
+	for _, s := range ours {
+		byID[s.ID] = s
+	}
+	if err := o.addENISessions(ctx, r, enis, func(ss []mirror.Session) {
+		for _, s := range ss {
+			byID[s.ID] = s
+		}
+	}); err != nil {
+		r.fail(err)
+		return
+	}
+	actual := make([]mirror.Session, 0, len(byID))
+	for _, s := range byID {
+		actual = append(actual, s)
+	}
+	sort.Slice(actual, func(i, j int) bool { return actual[i].ID < actual[j].ID })
+	o.planAndApply(ctx, r, desired, actual)
+}
+
+func enisOf(ss []mirror.Source) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = s.ENI
+	}
+	return out
+}
+
+// groupOwners returns the load balancers a target group belongs to.
+func (o *Orchestrator) groupOwners(ctx context.Context, r *run, tgARN string) (map[string]bool, error) {
+	out, err := o.describeGroup(ctx, r, tgARN)
+	if err != nil {
+		return nil, fmt.Errorf("describing target group %s: %w", tgARN, err)
+	}
+	return out, nil
+}
