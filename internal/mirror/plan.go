@@ -92,7 +92,8 @@ func (c *Config) Validate() error {
 //     sessions present from one above the highest foreign number; a number
 //     past MaxSessionNumber makes the ENI Unsupported;
 //   - ours present but wrong: the Create replaces it (Replaces) when the
-//     ENI has room for both, otherwise it is deleted first ("replaced").
+//     ENI has room and a free number for both, otherwise it is deleted
+//     first ("replaced").
 //
 // A session of ours is one whose apitap:stack tag is Config.StackName,
 // whatever its target. Ours on an ENI not desired is deleted ("source no
@@ -224,7 +225,7 @@ func planSource(p *Plan, in Input, cfg Config, src Source, sessions []Session) {
 		// AWS mirrors a packet once, by the lowest-numbered session that
 		// accepts it: going above the foreign sessions leaves them their
 		// traffic and makes ours the one possibly shadowed.
-		base = max(base, foreign[len(foreign)-1].Number+1)
+		base = max(base, foreign[0].Number+1)
 	}
 
 	// Sessions on the ENI while the create runs: the foreign ones, and the
@@ -243,9 +244,13 @@ func planSource(p *Plan, in Input, cfg Config, src Source, sessions []Session) {
 		p.Unsupported = append(p.Unsupported, problem(fmt.Sprintf("ENI already has %d sessions", MaxSessionsPerENI)))
 		return
 	}
-	number := base
-	for used[number] {
-		number++
+	number := lowestFree(base, used)
+	if number > MaxSessionNumber && createFirst {
+		// Only the number of the session we replace was free (say, the
+		// configured 32766): delete it first and reuse its number.
+		createFirst = false
+		delete(used, keeper.Number)
+		number = lowestFree(base, used)
 	}
 	if number > MaxSessionNumber {
 		p.Unsupported = append(p.Unsupported, problem(fmt.Sprintf("no free session number from %d to %d", base, MaxSessionNumber)))
@@ -273,6 +278,16 @@ func planSource(p *Plan, in Input, cfg Config, src Source, sessions []Session) {
 	if len(foreign) > 0 {
 		p.Conflicts = append(p.Conflicts, problem(coexisting(foreign, number)))
 	}
+}
+
+// lowestFree is the lowest number from base not in used; it may exceed
+// MaxSessionNumber.
+func lowestFree(base int32, used map[int32]bool) int32 {
+	n := base
+	for used[n] {
+		n++
+	}
+	return n
 }
 
 // coexisting is the conflict report for our session numbered ours sharing

@@ -2,6 +2,7 @@ package mirror
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -43,17 +44,9 @@ func foreign(id, eni string, number int32) Session {
 }
 
 func with(s Session, f func(*Session)) Session {
-	s.Tags = maps(s.Tags)
+	s.Tags = maps.Clone(s.Tags)
 	f(&s)
 	return s
-}
-
-func maps(m map[string]string) map[string]string {
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 // summarize renders a plan as short lines, so a table row reads as what it
@@ -204,6 +197,13 @@ func TestPlan(t *testing.T) {
 				"create eni-1 n=3 lb=" + lbA + " replaces=tms-1 shadowed",
 				"conflict eni-1 [tms-f2]",
 			},
+		},
+		{
+			name:    "replacement when only the old session's number is free: delete first",
+			cfg:     ptr(withCfg(func(c *Config) { c.SessionNumber = MaxSessionNumber })),
+			desired: []Source{src("eni-1", lbA, vniA)},
+			actual:  []Session{with(ours("tms-1", "eni-1", MaxSessionNumber), func(s *Session) { s.VNI = 99 })},
+			want:    []string{"create eni-1 n=32766 lb=" + lbA, "delete tms-1 (replaced)"},
 		},
 		{
 			name:    "foreign session, skip: conflict naming it, no create",
@@ -506,11 +506,36 @@ func TestPlanDeterministic(t *testing.T) {
 // TestPlanProperties checks the planner's invariants on random inputs.
 func TestPlanProperties(t *testing.T) {
 	rng := rand.New(rand.NewPCG(42, 7))
+	// seen counts what the plans did, to show the generator reaches every
+	// rule rather than passing trivially.
+	seen := map[string]int{}
 	for i := range 2000 {
 		in := randomInput(rng)
 		p := in.Plan()
-		if t.Failed() {
-			break
+		for _, c := range p.Creates {
+			seen["create"]++
+			if c.Replaces != "" {
+				seen["create replacing"]++
+			}
+			if c.Shadowed {
+				seen["create shadowed"]++
+			}
+		}
+		for _, d := range p.Deletes {
+			seen["delete "+d.Reason]++
+		}
+		seen["protected"] += len(p.Protected)
+		seen["kept"] += p.Kept
+		seen["conflict"] += len(p.Conflicts)
+		for _, u := range p.Unsupported {
+			switch {
+			case strings.Contains(u.Reason, "next try"):
+				seen["unsupported blocked"]++
+			case strings.Contains(u.Reason, "3 sessions"):
+				seen["unsupported full"]++
+			case strings.Contains(u.Reason, "no free session number"):
+				seen["unsupported number"]++
+			}
 		}
 		checkInvariants(t, in, p)
 		if t.Failed() {
@@ -518,6 +543,17 @@ func TestPlanProperties(t *testing.T) {
 			return
 		}
 	}
+	for _, k := range []string{
+		"create", "create replacing", "create shadowed",
+		"delete duplicate", "delete replaced", "delete source no longer desired",
+		"protected", "kept", "conflict",
+		"unsupported blocked", "unsupported full", "unsupported number",
+	} {
+		if seen[k] == 0 {
+			t.Errorf("random inputs never produced %q", k)
+		}
+	}
+	t.Logf("outcomes: %v", seen)
 }
 
 // checkInvariants applies p to in.Actual in the documented order and checks
@@ -594,13 +630,6 @@ func checkInvariants(t *testing.T, in Input, p Plan) {
 		state[id] = s
 	}
 	checkENIs := func(step string) {
-		per := map[string]map[int32]bool{}
-		for _, s := range state {
-			if per[s.ENI] == nil {
-				per[s.ENI] = map[int32]bool{}
-			}
-			per[s.ENI][s.Number] = true
-		}
 		counts := map[string]int{}
 		for _, s := range state {
 			counts[s.ENI]++

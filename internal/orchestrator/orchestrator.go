@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -60,8 +62,8 @@ func New(cfg Config, c Clients, clock Clock, log *slog.Logger) (*Orchestrator, e
 // summary and the items behind them.
 type Result struct {
 	Desired, Actual, Kept, Created, Deleted int
-	Conflicts, Unsupported                   []mirror.Problem
-	Protected                                []mirror.Delete
+	Conflicts, Unsupported                  []mirror.Problem
+	Protected                               []mirror.Delete
 	// Problems are load balancers and targets that cannot be mirrored
 	// (wrong VPC, lambda targets, not found).
 	Problems []mirror.Problem
@@ -126,6 +128,7 @@ func (o *Orchestrator) Reconcile(ctx context.Context, deadline time.Time) *Resul
 		return &r.Result
 	}
 	o.planAndApply(ctx, r, desired, actual)
+	o.logResult("reconcile", r)
 	return &r.Result
 }
 
@@ -144,7 +147,8 @@ func (o *Orchestrator) ReconcileInstances(ctx context.Context, ids []string, dea
 		r.fail(err)
 		return &r.Result
 	}
-	o.scoped(ctx, r, lbs, ts, ids, nil)
+	o.scoped(ctx, r, lbs, ts, ids, nil, nil)
+	o.logResult("reconcile instances", r)
 	return &r.Result
 }
 
@@ -178,7 +182,33 @@ func (o *Orchestrator) ReconcileTargets(ctx context.Context, targetGroupARN stri
 		r.fail(err)
 		return &r.Result
 	}
-	o.scoped(ctx, r, lbs, ts, nil, targetIDs)
+	// A deregistered ip target is no longer listed: find its ENI by
+	// address so that our session on it is looked at.
+	var ips, instanceIDs []string
+	for _, id := range targetIDs {
+		if net.ParseIP(id) != nil {
+			ips = append(ips, id)
+		} else {
+			instanceIDs = append(instanceIDs, id)
+		}
+	}
+	var extra []string
+	if len(ips) > 0 {
+		byIP, err := o.enisByIP(ctx, r, ips)
+		if err != nil {
+			r.fail(err)
+			return &r.Result
+		}
+		for _, e := range byIP {
+			extra = append(extra, e.ID)
+		}
+	}
+	inScope := map[string]bool{}
+	for _, lb := range scope {
+		inScope[lb.ARN] = true
+	}
+	o.scoped(ctx, r, lbs, ts, instanceIDs, extra, inScope)
+	o.logResult("reconcile targets", r)
 	return &r.Result
 }
 
@@ -261,9 +291,12 @@ func (o *Orchestrator) Teardown(ctx context.Context, deadline time.Time) *Result
 	return &r.Result
 }
 
-// scoped plans for the given targets only: the ENIs they resolve to, plus
-// the ENIs of our sessions for the given instances or target ids.
-func (o *Orchestrator) scoped(ctx context.Context, r *run, lbs []loadBalancer, ts []target, instanceIDs, targetIDs []string) {
+// scoped plans for the given targets only: the ENIs they resolve to, the
+// ENIs of our sessions for the given instances, and the extra ENIs. When
+// inScope is set, only those load balancers were looked at: an ENI whose
+// session of ours is for another load balancer is left to the full
+// reconcile, which sees every load balancer.
+func (o *Orchestrator) scoped(ctx context.Context, r *run, lbs []loadBalancer, ts []target, instanceIDs, extra []string, inScope map[string]bool) {
 	desired, err := o.sources(ctx, r, lbs, ts)
 	if err != nil {
 		r.fail(err)
@@ -271,35 +304,31 @@ func (o *Orchestrator) scoped(ctx context.Context, r *run, lbs []loadBalancer, t
 	}
 	// Our sessions for these instances may have to go (deregistered,
 	// stopped): find them by tag.
-	var ours []mirror.Session
-	ids := append(append([]string{}, instanceIDs...), targetIDs...)
-	for _, chunk := range chunks(dedupe(ids), 200) {
+	enis := append(enisOf(desired), extra...)
+	for _, chunk := range chunks(dedupe(instanceIDs), 200) {
 		ss, err := o.sessionsWhere(ctx, r, "of the instances concerned", filter("tag:"+mirror.TagStack, o.cfg.Mirror.StackName), filter("tag:"+tagInstance, chunk...))
 		if err != nil {
 			r.fail(err)
 			return
 		}
-		ours = append(ours, ss...)
-	}
-	enis := enisOf(desired)
-	for _, s := range ours {
-		enis = append(enis, s.ENI)
-	}
-	byID := map[string]mirror.Session{}
-	for _, s := range ours {
-		byID[s.ID] = s
-	}
-	if err := o.addENISessions(ctx, r, enis, func(ss []mirror.Session) {
 		for _, s := range ss {
-			byID[s.ID] = s
+			enis = append(enis, s.ENI)
 		}
-	}); err != nil {
+	}
+	var actual []mirror.Session
+	if err := o.addENISessions(ctx, r, enis, func(ss []mirror.Session) { actual = append(actual, ss...) }); err != nil {
 		r.fail(err)
 		return
 	}
-	actual := make([]mirror.Session, 0, len(byID))
-	for _, s := range byID {
-		actual = append(actual, s)
+	if inScope != nil {
+		outside := map[string]bool{}
+		for _, s := range actual {
+			if s.Owner() == o.cfg.Mirror.StackName && !inScope[s.Tags[mirror.TagLB]] {
+				outside[s.ENI] = true
+			}
+		}
+		desired = slices.DeleteFunc(desired, func(s mirror.Source) bool { return outside[s.ENI] })
+		actual = slices.DeleteFunc(actual, func(s mirror.Session) bool { return outside[s.ENI] })
 	}
 	sort.Slice(actual, func(i, j int) bool { return actual[i].ID < actual[j].ID })
 	o.planAndApply(ctx, r, desired, actual)
