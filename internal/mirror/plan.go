@@ -135,7 +135,7 @@ func (in Input) Plan() Plan {
 			continue
 		}
 		for _, s := range sessions {
-			if s.Owner() != cfg.StackName {
+			if !owned(s, cfg.StackName) {
 				continue
 			}
 			d := Delete{Session: s, Reason: "source no longer desired"}
@@ -160,7 +160,7 @@ func (in Input) Plan() Plan {
 func planSource(p *Plan, in Input, cfg Config, src Source, sessions []Session) {
 	var ours, foreign []Session
 	for _, s := range sessions {
-		if s.Owner() == cfg.StackName {
+		if owned(s, cfg.StackName) {
 			ours = append(ours, s)
 		} else {
 			foreign = append(foreign, s)
@@ -225,7 +225,7 @@ func planSource(p *Plan, in Input, cfg Config, src Source, sessions []Session) {
 		// AWS mirrors a packet once, by the lowest-numbered session that
 		// accepts it: going above the foreign sessions leaves them their
 		// traffic and makes ours the one possibly shadowed.
-		base = max(base, foreign[0].Number+1)
+		base = max(base, foreign[len(foreign)-1].Number+1)
 	}
 
 	// Sessions on the ENI while the create runs: the foreign ones, and the
@@ -278,6 +278,12 @@ func planSource(p *Plan, in Input, cfg Config, src Source, sessions []Session) {
 	if len(foreign) > 0 {
 		p.Conflicts = append(p.Conflicts, problem(coexisting(foreign, number)))
 	}
+}
+
+// owned says whether s belongs to stack. With no stack name (a config that
+// skipped Validate) nothing is ours: untagged sessions must stay foreign.
+func owned(s Session, stack string) bool {
+	return stack != "" && s.Owner() == stack
 }
 
 // lowestFree is the lowest number from base not in used; it may exceed

@@ -334,6 +334,11 @@ func TestPlan(t *testing.T) {
 			want:   []string{"delete tms-1 (source no longer desired)", "delete tms-2 (source no longer desired)"},
 		},
 		{
+			name:   "no stack name: untagged sessions are not taken for ours",
+			cfg:    ptr(withCfg(func(c *Config) { c.StackName = "" })),
+			actual: []Session{with(foreign("tms-f1", "eni-1", 1), func(s *Session) { s.Tags = nil })},
+		},
+		{
 			name:    "foreign on an ENI not desired: ignored",
 			actual:  []Session{foreign("tms-f1", "eni-1", 1)},
 			created: map[string]time.Time{"tms-f1": now.Add(-time.Hour)},
@@ -568,9 +573,11 @@ func checkInvariants(t *testing.T, in Input, p Plan) {
 			actual[s.ID] = s
 		}
 	}
+	// A session is ours when tagged with our (non-empty) stack name.
+	mine := func(s Session) bool { return cfg.StackName != "" && s.Owner() == cfg.StackName }
 	isOurs := func(id string) bool {
 		s, ok := actual[id]
-		return ok && s.Owner() == cfg.StackName
+		return ok && mine(s)
 	}
 
 	// Never an action on a foreign session.
@@ -617,6 +624,12 @@ func checkInvariants(t *testing.T, in Input, p Plan) {
 		want := ClientToken(cfg.StackName, c.Source.ENI, cfg.TargetID, cfg.FilterID, c.Number, c.Source.VNI, c.Source.Epoch)
 		if c.Token != want {
 			t.Errorf("create for %s has token %q, want %q", c.Source.ENI, c.Token, want)
+		}
+		lower := slices.ContainsFunc(in.Actual, func(s Session) bool {
+			return s.ENI == c.Source.ENI && !mine(s) && s.Number < c.Number
+		})
+		if c.Shadowed != lower {
+			t.Errorf("create for %s number %d: shadowed %v, but a foreign session numbered lower exists: %v", c.Source.ENI, c.Number, c.Shadowed, lower)
 		}
 		if len(c.Token) > 64 {
 			t.Errorf("token %q longer than 64", c.Token)
@@ -668,7 +681,7 @@ func checkInvariants(t *testing.T, in Input, p Plan) {
 
 	// Foreign sessions are all still there, unchanged.
 	for id, s := range actual {
-		if s.Owner() != cfg.StackName && !reflect.DeepEqual(state[id], s) {
+		if !mine(s) && !reflect.DeepEqual(state[id], s) {
 			t.Errorf("foreign session %s changed", id)
 		}
 	}
@@ -680,17 +693,17 @@ func checkInvariants(t *testing.T, in Input, p Plan) {
 		reported[pr.ENI] = true
 	}
 	for eni, src := range firstSource {
-		var mine, good int
+		var count, good int
 		hasForeign := false
 		for _, s := range state {
 			if s.ENI != eni {
 				continue
 			}
-			if s.Owner() != cfg.StackName {
+			if !mine(s) {
 				hasForeign = true
 				continue
 			}
-			mine++
+			count++
 			if s.TargetID == cfg.TargetID && s.FilterID == cfg.FilterID && s.VNI == src.VNI && s.Tags[TagLB] == src.LB {
 				good++
 			}
@@ -698,14 +711,14 @@ func checkInvariants(t *testing.T, in Input, p Plan) {
 		b, isBlocked := in.Blocked[eni]
 		blocked := isBlocked && b.Until.After(in.Now)
 		switch {
-		case mine == 1 && good == 1:
+		case count == 1 && good == 1:
 		case !blocked && !hasForeign:
-			t.Errorf("%s: conflict-free and unblocked, but ends with %d sessions of ours, %d correct", eni, mine, good)
+			t.Errorf("%s: conflict-free and unblocked, but ends with %d sessions of ours, %d correct", eni, count, good)
 		case !reported[eni]:
-			t.Errorf("%s: ends with %d sessions of ours, %d correct, and is not reported", eni, mine, good)
+			t.Errorf("%s: ends with %d sessions of ours, %d correct, and is not reported", eni, count, good)
 		}
-		if mine > 1 {
-			t.Errorf("%s: ends with %d sessions of ours", eni, mine)
+		if count > 1 {
+			t.Errorf("%s: ends with %d sessions of ours", eni, count)
 		}
 	}
 	// No session of ours is left on an ENI not desired, unless protected.
@@ -714,7 +727,7 @@ func checkInvariants(t *testing.T, in Input, p Plan) {
 		protected[d.Session.ID] = true
 	}
 	for id, s := range state {
-		if _, ok := firstSource[s.ENI]; !ok && s.Owner() == cfg.StackName && !protected[id] {
+		if _, ok := firstSource[s.ENI]; !ok && mine(s) && !protected[id] {
 			t.Errorf("session %s of ours on %s, not desired, is left", id, s.ENI)
 		}
 	}

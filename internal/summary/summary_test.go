@@ -14,7 +14,7 @@ func sample() *Summary {
 	s := &Summary{
 		Function: "reconcile", Trigger: "scheduled",
 		Desired: 12, Actual: 9, Created: 4, Deleted: 1, Kept: 7, Conflicts: 2,
-		Unsupported: 3, Protected: 1, Errors: 1, APICalls: 17,
+		Unsupported: 3, Protected: 6, Errors: 5, APICalls: 17,
 		Duration: 1500*time.Millisecond + 250*time.Microsecond,
 	}
 	s.Add(Detail{ENI: "eni-0abc0000000000001", LB: "arn:lb/web-alb", Session: "tms-01", Action: ActionCreated})
@@ -28,7 +28,7 @@ var wantMetrics = map[string]struct {
 	value float64
 }{
 	"Desired": {"Count", 12}, "Actual": {"Count", 9}, "Created": {"Count", 4}, "Deleted": {"Count", 1},
-	"Conflicts": {"Count", 2}, "Unsupported": {"Count", 3}, "Errors": {"Count", 1}, "APICalls": {"Count", 17},
+	"Conflicts": {"Count", 2}, "Unsupported": {"Count", 3}, "Errors": {"Count", 5}, "APICalls": {"Count", 17},
 	"Duration": {"Milliseconds", 1500.25},
 }
 
@@ -243,7 +243,7 @@ func TestLog(t *testing.T) {
 	for k, want := range map[string]any{
 		"level": "WARN", "msg": "invocation summary", "function": "reconcile", "trigger": "scheduled",
 		"desired": 12.0, "actual": 9.0, "created": 4.0, "deleted": 1.0, "kept": 7.0, "conflicts": 2.0,
-		"unsupported": 3.0, "protected": 1.0, "errors": 1.0, "api_calls": 17.0, "duration_ms": 1500.25,
+		"unsupported": 3.0, "protected": 6.0, "errors": 5.0, "api_calls": 17.0, "duration_ms": 1500.25,
 		"details_omitted": 0.0,
 	} {
 		if rec[k] != want {

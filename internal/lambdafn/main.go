@@ -1,0 +1,57 @@
+package lambdafn
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/apitap/apitap/internal/orchestrator"
+)
+
+// Handler is one function's entry point.
+type Handler func(f *Function, ctx context.Context, raw json.RawMessage) error
+
+// Main is the whole main of a function: configuration from the
+// environment, clients built once per container, then the Lambda runtime.
+// With -event FILE it handles that one event locally instead (against the
+// endpoints AWS_ENDPOINT_URL_* name, e.g. the simulated account) and exits.
+func Main(name string, h Handler) {
+	event := flag.String("event", "", "handle this event file once, locally, instead of starting the Lambda runtime")
+	flag.Parse()
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("function", name)
+	ctx := context.Background()
+	cfg, err := ConfigFromEnv(os.Getenv)
+	if err != nil {
+		log.Error("configuration", "err", err)
+		os.Exit(2)
+	}
+	awsCfg, err := AWSConfig(ctx)
+	if err != nil {
+		log.Error("loading AWS configuration", "err", err)
+		os.Exit(2)
+	}
+	o, err := orchestrator.New(cfg, NewClients(awsCfg), nil, log)
+	if err != nil {
+		log.Error("configuration", "err", err)
+		os.Exit(2)
+	}
+	f := &Function{Name: name, StackName: cfg.Mirror.StackName, O: o, Clock: orchestrator.RealClock{}, Log: log, Metrics: os.Stdout}
+	if *event != "" {
+		raw, err := os.ReadFile(*event)
+		if err != nil {
+			log.Error("reading event", "err", err)
+			os.Exit(2)
+		}
+		if err := h(f, ctx, raw); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
+	lambda.StartWithOptions(func(ctx context.Context, raw json.RawMessage) error { return h(f, ctx, raw) }, lambda.WithEnableSIGTERM())
+}
