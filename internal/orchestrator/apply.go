@@ -60,6 +60,10 @@ func (o *Orchestrator) planAndApply(ctx context.Context, r *run, desired []mirro
 
 // create makes one session; it reports success.
 func (o *Orchestrator) create(ctx context.Context, r *run, c mirror.Create) bool {
+	return o.createOnce(ctx, r, c, false)
+}
+
+func (o *Orchestrator) createOnce(ctx context.Context, r *run, c mirror.Create, retoken bool) bool {
 	s := c.Source
 	if err := o.limiter.wait(ctx); err != nil {
 		r.fail(fmt.Errorf("creating mirror session for %s: %w", s.ENI, err))
@@ -86,6 +90,14 @@ func (o *Orchestrator) create(ctx context.Context, r *run, c mirror.Create) bool
 		Description:           aws.String(fmt.Sprintf("apitap %s: %s", o.cfg.Mirror.StackName, s.LB)),
 		TagSpecifications:     []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeTrafficMirrorSession, Tags: tags}},
 	})
+	if err == nil && !retoken && o.wasDeleted(aws.ToString(out.TrafficMirrorSession.TrafficMirrorSessionId)) {
+		// EC2 replayed an earlier create of a session we deleted since:
+		// nothing was created. Ask again with a token of its own.
+		o.log.Info("client token names a deleted session: creating with a new token", "eni", s.ENI, "session", aws.ToString(out.TrafficMirrorSession.TrafficMirrorSessionId))
+		c.Token = mirror.ClientToken(o.cfg.Mirror.StackName, s.ENI, o.cfg.Mirror.TargetID, o.cfg.Mirror.FilterID, c.Number, s.VNI,
+			s.Epoch+"/"+o.clock.Now().UTC().Format(time.RFC3339Nano))
+		return o.createOnce(ctx, r, c, true)
+	}
 	switch {
 	case err == nil:
 		r.Created++
@@ -127,6 +139,7 @@ func (o *Orchestrator) delete(ctx context.Context, r *run, d mirror.Delete) {
 	switch {
 	case err == nil:
 		r.Deleted++
+		o.remember(s.ID)
 		o.log.Info("deleted mirror session", "session", s.ID, "eni", s.ENI)
 	case awserr.IsNotFound(err):
 		r.Deleted++
@@ -134,6 +147,27 @@ func (o *Orchestrator) delete(ctx context.Context, r *run, d mirror.Delete) {
 	default:
 		r.fail(fmt.Errorf("deleting mirror session %s on %s: %w", s.ID, s.ENI, err))
 	}
+}
+
+// remember notes a session this process deleted, for a day (longer than
+// EC2 is known to keep client tokens).
+func (o *Orchestrator) remember(id string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	now := o.clock.Now()
+	for k, t := range o.deleted {
+		if now.Sub(t) > 24*time.Hour {
+			delete(o.deleted, k)
+		}
+	}
+	o.deleted[id] = now
+}
+
+func (o *Orchestrator) wasDeleted(id string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	_, ok := o.deleted[id]
+	return ok
 }
 
 // block keeps an ENI from being retried for a while, doubling each time.

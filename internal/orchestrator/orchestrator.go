@@ -32,6 +32,11 @@ type Orchestrator struct {
 
 	mu      sync.Mutex
 	blocked map[string]blockState // by ENI
+	// deleted remembers sessions this process deleted: EC2 answers a
+	// create whose ClientToken it has seen with the original session, even
+	// when that session was deleted since (a target deregistered and
+	// registered again without a restart).
+	deleted map[string]time.Time
 }
 
 type blockState struct {
@@ -55,6 +60,7 @@ func New(cfg Config, c Clients, clock Clock, log *slog.Logger) (*Orchestrator, e
 		cfg: cfg, c: c, clock: clock, log: log,
 		limiter: newLimiter(clock, cfg.MutationsPerSecond, max(1, int(cfg.MutationsPerSecond))),
 		blocked: map[string]blockState{},
+		deleted: map[string]time.Time{},
 	}, nil
 }
 
