@@ -90,10 +90,10 @@ func (o *Orchestrator) createOnce(ctx context.Context, r *run, c mirror.Create, 
 		Description:           aws.String(fmt.Sprintf("apitap %s: %s", o.cfg.Mirror.StackName, s.LB)),
 		TagSpecifications:     []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeTrafficMirrorSession, Tags: tags}},
 	})
-	if err == nil && !retoken && o.wasDeleted(aws.ToString(out.TrafficMirrorSession.TrafficMirrorSessionId)) {
+	if err == nil && !retoken && o.wasDeleted(createdID(out)) {
 		// EC2 replayed an earlier create of a session we deleted since:
 		// nothing was created. Ask again with a token of its own.
-		o.log.Info("client token names a deleted session: creating with a new token", "eni", s.ENI, "session", aws.ToString(out.TrafficMirrorSession.TrafficMirrorSessionId))
+		o.log.Info("client token names a deleted session: creating with a new token", "eni", s.ENI, "session", createdID(out))
 		c.Token = mirror.ClientToken(o.cfg.Mirror.StackName, s.ENI, o.cfg.Mirror.TargetID, o.cfg.Mirror.FilterID, c.Number, s.VNI,
 			s.Epoch+"/"+o.clock.Now().UTC().Format(time.RFC3339Nano))
 		return o.createOnce(ctx, r, c, true)
@@ -102,7 +102,7 @@ func (o *Orchestrator) createOnce(ctx context.Context, r *run, c mirror.Create, 
 	case err == nil:
 		r.Created++
 		o.unblock(s.ENI)
-		o.log.Info("created mirror session", "eni", s.ENI, "session", aws.ToString(out.TrafficMirrorSession.TrafficMirrorSessionId), "lb", s.LB)
+		o.log.Info("created mirror session", "eni", s.ENI, "session", createdID(out), "lb", s.LB)
 		return true
 	case awserr.IsUnsupportedSource(err):
 		reason := fmt.Sprintf("unsupported mirror source (instance type %q): %s", s.InstanceType, awserr.Code(err))
@@ -227,4 +227,12 @@ func (o *Orchestrator) logResult(op string, r *run) {
 	o.log.Info(op+" done", "desired", r.Desired, "actual", r.Actual, "kept", r.Kept, "created", r.Created,
 		"deleted", r.Deleted, "conflicts", len(r.Conflicts), "unsupported", len(r.Unsupported), "left", r.Left,
 		"errors", len(r.Errors), "api_calls", r.APICalls)
+}
+
+// createdID is the id in a create's answer, "" when there is none.
+func createdID(out *ec2.CreateTrafficMirrorSessionOutput) string {
+	if out == nil || out.TrafficMirrorSession == nil {
+		return ""
+	}
+	return aws.ToString(out.TrafficMirrorSession.TrafficMirrorSessionId)
 }
