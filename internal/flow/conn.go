@@ -95,6 +95,9 @@ type conn struct {
 	dirs     [2]half
 	lastSeen time.Time
 	skipping bool
+	// forcing is set while waiting content is given up on: everything is
+	// handed over at once, in order, without holding.
+	forcing bool
 }
 
 // start sets the position of a direction first seen at seq.

@@ -307,6 +307,9 @@ func (w *worker) deliver(c *conn, dir int, payload []byte, missing int, ack uint
 // skipTo declares the bytes of dir from next up to to lost (n of them, or
 // -1 when unknown) and resumes reassembly at to.
 func (w *worker) skipTo(c *conn, dir int, to uint32, n int, ts time.Time) {
+	if n == 0 {
+		return
+	}
 	w.stats.Gaps.Add(1)
 	if n > 0 {
 		w.stats.GapBytes.Add(uint64(n))
@@ -320,16 +323,31 @@ func (w *worker) skipTo(c *conn, dir int, to uint32, n int, ts time.Time) {
 // waits (copied) until those arrive or the reorder window passes.
 func (w *worker) emit(c *conn, dir int, p pending) {
 	d := &c.dirs[dir]
-	if len(d.held) == 0 && !c.waits(dir, &p) {
+	if o := &c.dirs[1-dir]; p.hasAck && !o.started && !c.skipping {
+		// First sight of the other side (a mid-stream start): the bytes
+		// this content acknowledges were sent before the capture began,
+		// and arriving late they must not be taken for new ones.
+		o.start(p.ack)
+	}
+	if c.forcing || (len(d.held) == 0 && !c.waits(dir, &p)) {
 		w.handOver(c, dir, &p)
-		w.releaseHeld(c, 1-dir, p.ts)
+		if !c.forcing {
+			w.releaseHeld(c, 1-dir, p.ts)
+		}
 		return
 	}
 	if p.data != nil {
-		if !w.makeRoom(c, dir, bufCap(len(p.data)), p.ts) {
-			// No room to wait: order may suffer, memory may not.
-			w.releaseHeld(c, dir, p.ts.Add(w.cfg.ReorderWindow+1))
+		n := bufCap(len(p.data))
+		for !w.hasRoom(c, n) && w.evictOne(c) {
+		}
+		if !w.hasRoom(c, n) {
+			// No room to wait: give up waiting, declaring what was waited
+			// for lost, so that order is kept and memory bounded.
+			w.stats.BufferOverflows.Add(1)
+			w.forceRelease(c, dir)
+			w.abandon(c, dir, &p)
 			w.handOver(c, dir, &p)
+			w.releaseHeld(c, 1-dir, p.ts)
 			return
 		}
 		buf := w.getBuf(len(p.data))
@@ -341,16 +359,15 @@ func (w *worker) emit(c *conn, dir int, p pending) {
 	d.held = append(d.held, p)
 }
 
+func (w *worker) hasRoom(c *conn, n int) bool {
+	return c.bufferedBytes()+n <= w.cfg.MaxConnBufferBytes && w.buffered+int64(n) <= w.maxBuf
+}
+
 // waits reports whether content of dir acknowledging p.ack must wait for
 // the other direction.
 func (c *conn) waits(dir int, p *pending) bool {
 	o := &c.dirs[1-dir]
-	if !p.hasAck || c.skipping {
-		return false
-	}
-	if !o.started {
-		// Nothing to compare with (a mid-stream start, or a mirror that
-		// sees one direction only): waiting could only delay.
+	if !p.hasAck || c.skipping || !o.started {
 		return false
 	}
 	pos := o.out
@@ -367,16 +384,14 @@ func (w *worker) releaseHeld(c *conn, dir int, now time.Time) {
 	d := &c.dirs[dir]
 	moved := false
 	for len(d.held) > 0 {
-		p := d.held[0]
-		if c.waits(dir, &p) && now.Sub(p.ts) <= w.cfg.ReorderWindow {
-			break
-		}
+		p := d.popHeld()
 		if c.waits(dir, &p) {
-			w.stats.HeldTimeouts.Add(1)
+			if now.Sub(p.ts) <= w.cfg.ReorderWindow {
+				d.held = append([]pending{p}, d.held...)
+				break
+			}
+			w.abandon(c, dir, &p)
 		}
-		copy(d.held, d.held[1:])
-		d.held[len(d.held)-1] = pending{}
-		d.held = d.held[:len(d.held)-1]
 		w.handOver(c, dir, &p)
 		if p.data != nil {
 			w.release(p.data)
@@ -386,6 +401,57 @@ func (w *worker) releaseHeld(c *conn, dir int, now time.Time) {
 	if moved {
 		w.releaseHeld(c, 1-dir, now)
 	}
+}
+
+// forceRelease hands over all held content of dir, giving up what each
+// piece waits for.
+func (w *worker) forceRelease(c *conn, dir int) {
+	d := &c.dirs[dir]
+	for len(d.held) > 0 {
+		p := d.popHeld()
+		w.abandon(c, dir, &p)
+		w.handOver(c, dir, &p)
+		if p.data != nil {
+			w.release(p.data)
+		}
+	}
+}
+
+func (d *half) popHeld() pending {
+	p := d.held[0]
+	copy(d.held, d.held[1:])
+	d.held[len(d.held)-1] = pending{}
+	d.held = d.held[:len(d.held)-1]
+	return p
+}
+
+// abandon stops p waiting: the other direction's bytes up to what p
+// acknowledges are handed over if we have them and declared lost if not,
+// so the parser sees a gap (and drops its outstanding requests) rather
+// than a response before its request. Bytes arriving later for that range
+// are old and ignored.
+func (w *worker) abandon(c *conn, dir int, p *pending) {
+	if !c.waits(dir, p) {
+		return
+	}
+	w.stats.HeldTimeouts.Add(1)
+	o := 1 - dir
+	od := &c.dirs[o]
+	c.forcing = true
+	for len(od.held) > 0 {
+		q := od.popHeld()
+		w.handOver(c, o, &q)
+		if q.data != nil {
+			w.release(q.data)
+		}
+	}
+	for len(od.ooo) > 0 && seqDiff(od.ooo[0].seq, p.ack) < 0 {
+		w.forceGap(c, o, p.ts)
+	}
+	if n := seqDiff(p.ack, od.next); n > 0 {
+		w.skipTo(c, o, p.ack, int(n), p.ts)
+	}
+	c.forcing = false
 }
 
 // handOver gives content to the Handler.

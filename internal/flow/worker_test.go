@@ -54,7 +54,9 @@ func TestMidStreamStart(t *testing.T) {
 	f := h.conn(0xdeadbeef, 77)
 	resp, req := pattern(2000, 3), pattern(900, 4)
 	// The server's segment is the first one seen: it becomes direction 0.
-	f.s(123456, resp[:1000], 0, 0)
+	// It acknowledges the client's bytes up to where the client's next
+	// segment starts.
+	f.sAck(123456, resp[:1000], 5000, 0)
 	f.c(5000, req, 0, 1*ms)
 	f.s(123456+1000, resp[1000:], 0, 2*ms)
 	// Bytes before the first seen segment are old: ignored as duplicates.
@@ -806,7 +808,9 @@ func TestIPv6AndDirectionByAddress(t *testing.T) {
 	h := newHarness(t, Config{})
 	x := netip.MustParseAddrPort("[2001:db8::1]:443")
 	y := netip.MustParseAddrPort("[2001:db8::2]:443")
-	h.send(mkPkt(3, y, x, 10, decode.ACK, []byte("from y")), 0)
+	fromY := mkPkt(3, y, x, 10, decode.ACK, []byte("from y"))
+	fromY.Ack = 90 // x's next byte, as y has seen it
+	h.send(fromY, 0)
 	h.send(mkPkt(3, x, y, 90, decode.ACK, []byte("from x")), 1*ms)
 	r := h.only()
 	if r.id.A != y || string(r.data[0]) != "from y" || string(r.data[1]) != "from x" {
