@@ -139,7 +139,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	// Kafka.
 	fs.StringVar(&o.kafkaCfg.Topic, "topic", "akto.api.logs", "Kafka topic of the records")
 	fs.DurationVar(&o.kafkaCfg.Linger, "kafka-linger", 10*time.Millisecond, "time a batch waits to fill")
-	fs.IntVar(&o.kafkaCfg.BatchSize, "kafka-batch-size", 1000, "messages per batch")
+	fs.IntVar(&o.kafkaCfg.BatchSize, "kafka-batch-size", 100, "messages per batch (kafka-go allocates this many slots per partition batch; -kafka-batch-bytes bounds batches too)")
 	o.kafkaCfg.BatchBytes = 1 << 20
 	fs.Var(bytesFlag{&o.kafkaCfg.BatchBytes}, "kafka-batch-bytes", "bytes per batch")
 	fs.StringVar(&o.kafkaCfg.Compression, "kafka-compression", "lz4", "lz4, snappy, gzip, zstd or none")

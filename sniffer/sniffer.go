@@ -36,6 +36,9 @@ type sniffer struct {
 	lines  *lineWriter
 	engine *flow.Engine
 
+	closeOnce sync.Once
+	closeErr  error
+
 	// started, when set, is told the bound addresses once live capture
 	// runs (tests listen on port 0).
 	started func(udp, admin net.Addr)
@@ -189,22 +192,25 @@ func (s *sniffer) live(ctx context.Context) error {
 	return nil
 }
 
-// closeOutputs flushes the Kafka queue and the line writer.
+// closeOutputs flushes the Kafka queue and the line writer, once. The
+// outputs stay in place: a worker still flushing after the shutdown
+// deadline publishes into closed outputs, which refuse and count it.
 func (s *sniffer) closeOutputs(ctx context.Context) error {
-	var errs []error
-	if s.sink != nil {
-		if err := s.sink.Close(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("flushing kafka: %w", err))
+	s.closeOnce.Do(func() {
+		var errs []error
+		if s.sink != nil {
+			if err := s.sink.Close(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("flushing kafka: %w", err))
+			}
 		}
-		s.sink = nil
-	}
-	if s.lines != nil {
-		if err := s.lines.close(); err != nil {
-			errs = append(errs, fmt.Errorf("writing %s: %w", s.o.out, err))
+		if s.lines != nil {
+			if err := s.lines.close(); err != nil {
+				errs = append(errs, fmt.Errorf("writing %s: %w", s.o.out, err))
+			}
 		}
-		s.lines = nil
-	}
-	return errors.Join(errs...)
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
 }
 
 // lineWriter writes records as JSON lines. Workers call write concurrently.
@@ -246,9 +252,17 @@ func (lw *lineWriter) write(value []byte) bool {
 func (lw *lineWriter) close() error {
 	lw.mu.Lock()
 	defer lw.mu.Unlock()
+	if lw.err == nil {
+		lw.err = errClosed
+	}
 	err := lw.w.Flush()
 	if lw.f != nil {
 		err = errors.Join(err, lw.f.Close())
 	}
-	return errors.Join(lw.err, err)
+	if lw.err != errClosed {
+		err = errors.Join(lw.err, err)
+	}
+	return err
 }
+
+var errClosed = errors.New("output closed")

@@ -237,3 +237,32 @@ func TestLiveConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// A pcapng file whose interfaces have different link types (Ethernet and
+// raw IP): every frame is decoded with its own interface's type.
+func TestReplayPcapngMixedLinkTypes(t *testing.T) {
+	var buf bytes.Buffer
+	w, err := pcapgo.NewNgWriter(&buf, layers.LinkTypeEthernet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := w.AddInterface(pcapgo.NgInterface{LinkType: layers.LinkTypeRaw, SnapLength: 65535})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eth := frame(t, "ether", 0, false)
+	ip := eth[14:] // the same packet without its Ethernet header
+	for i := 0; i < 3; i++ {
+		w.WritePacket(gopacket.CaptureInfo{Timestamp: time.Unix(int64(i), 0), CaptureLength: len(eth), Length: len(eth)}, eth)
+		w.WritePacket(gopacket.CaptureInfo{Timestamp: time.Unix(int64(i), 0), CaptureLength: len(ip), Length: len(ip), InterfaceIndex: raw}, ip)
+	}
+	w.Flush()
+	var got collect
+	var stats Stats
+	if err := Replay(context.Background(), &buf, &got, &stats); err != nil {
+		t.Fatal(err)
+	}
+	if got.count() != 6 || stats.Datagrams.Load() != 6 {
+		t.Errorf("%d packets of %d frames, want 6 of 6", got.count(), stats.Datagrams.Load())
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
 
 	"github.com/apitap/apitap/internal/decode"
@@ -51,7 +52,10 @@ func Replay(ctx context.Context, r io.Reader, sink Sink, stats *Stats) error {
 	var fr frameReader
 	var linkType func() int
 	if bytes.Equal(magic, ngMagic) {
-		ng, err := pcapgo.NewNgReader(br, pcapgo.NgReaderOptions{SkipUnknownVersion: true})
+		// Interfaces of one pcapng file may have different link types;
+		// without WantMixedLinkType gopacket drops the others' frames
+		// without a word.
+		ng, err := pcapgo.NewNgReader(br, pcapgo.NgReaderOptions{SkipUnknownVersion: true, WantMixedLinkType: true})
 		if err != nil {
 			return fmt.Errorf("not a readable pcapng file: %w", err)
 		}
@@ -81,7 +85,13 @@ func Replay(ctx context.Context, r io.Reader, sink Sink, stats *Stats) error {
 		}
 		stats.Datagrams.Add(1)
 		stats.Bytes.Add(uint64(len(data)))
-		reason := decode.Frame(linkType(), data, &p)
+		lt := linkType()
+		if len(ci.AncillaryData) > 0 {
+			if l, ok := ci.AncillaryData[0].(layers.LinkType); ok {
+				lt = int(l)
+			}
+		}
+		reason := decode.Frame(lt, data, &p)
 		// A frame cut by the snap length shows as Packet.Missing: the IP
 		// header still announces the full length.
 		stats.Decoded[reason].Add(1)

@@ -20,7 +20,7 @@ import (
 const (
 	DefaultTopic           = "akto.api.logs"
 	DefaultLinger          = 10 * time.Millisecond
-	DefaultBatchSize       = 1000
+	DefaultBatchSize       = 100
 	DefaultBatchBytes      = 1 << 20
 	DefaultCompression     = "lz4"
 	DefaultRequiredAcks    = "all"
@@ -57,7 +57,8 @@ type Config struct {
 	Linger time.Duration
 
 	// BatchSize is the most messages in one produce batch per partition.
-	// Default 1000.
+	// Default 100: kafka-go allocates a slice of BatchSize messages for
+	// every partition batch, and BatchBytes bounds a batch anyway.
 	BatchSize int
 
 	// BatchBytes is the most bytes in one produce batch per partition.
