@@ -90,6 +90,8 @@ type half struct {
 }
 
 type conn struct {
+	key      key
+	idx      int // position in the worker's list
 	id       ConnID
 	h        Handler
 	dirs     [2]half

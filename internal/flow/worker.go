@@ -21,6 +21,8 @@ type worker struct {
 	stats      *Stats
 	newHandler NewHandler
 	conns      map[key]*conn
+	list       []*conn // the same connections, for sweeping in parts
+	cursor     int     // where the next sweep starts in list
 	maxConns   int
 	maxBuf     int64 // out-of-order bytes this worker may hold
 	buffered   int64
@@ -71,7 +73,9 @@ func (w *worker) packet(p *decode.Packet, ts time.Time) {
 		}
 		c = &conn{id: ConnID{VNI: p.VNI, A: netipAddrPort(p.Src, p.SrcPort), B: netipAddrPort(p.Dst, p.DstPort)}}
 		c.h = w.newHandler(c.id)
+		c.key, c.idx = k, len(w.list)
 		w.conns[k] = c
+		w.list = append(w.list, c)
 		w.stats.ConnsOpened.Add(1)
 		w.stats.OpenConns.Add(1)
 	}
@@ -537,11 +541,22 @@ func (w *worker) close(k key, c *conn, ts time.Time) {
 	}
 	c.h.Close(ts)
 	delete(w.conns, k)
+	last := w.list[len(w.list)-1]
+	w.list[c.idx] = last
+	last.idx = c.idx
+	w.list[len(w.list)-1] = nil
+	w.list = w.list[:len(w.list)-1]
 	w.stats.OpenConns.Add(-1)
 }
 
-// advance moves the worker's capture clock and sweeps idle connections and
-// stale holes once per SweepInterval.
+// sweepMin is how many connections a sweep looks at, at least; a larger
+// table is swept in parts (an eighth at a time), so that a sweep never
+// holds the worker, and the packets queued behind it, for long.
+const sweepMin = 4096
+
+// advance moves the worker's capture clock and, once per SweepInterval,
+// sweeps part of the table for idle connections, stale holes, content
+// waiting too long and requests without responses.
 func (w *worker) advance(now time.Time) {
 	if now.After(w.clock) {
 		w.clock = now
@@ -550,26 +565,40 @@ func (w *worker) advance(now time.Time) {
 		return
 	}
 	w.lastSweep = w.clock
-	for k, c := range w.conns {
-		if w.clock.Sub(c.lastSeen) > w.cfg.IdleTimeout {
-			w.stats.ConnsExpired.Add(1)
-			w.close(k, c, w.clock)
-			continue
+	budget := max(sweepMin, len(w.list)/8)
+	for i := 0; i < budget && len(w.list) > 0; i++ {
+		if w.cursor >= len(w.list) {
+			w.cursor = 0
 		}
-		for dir := range c.dirs {
-			if o := c.dirs[dir].ooo; len(o) > 0 && w.clock.Sub(o[0].ts) > w.cfg.ReorderWindow {
-				w.flushHoles(c, dir, w.clock)
-			}
-		}
-		w.releaseHeld(c, 0, w.clock)
-		w.releaseHeld(c, 1, w.clock)
-		if w.finish(k, c, 0, w.clock) || w.finish(k, c, 1, w.clock) {
-			continue
-		}
-		if !c.skipping {
-			c.h.Expire(w.clock)
+		c := w.list[w.cursor]
+		if !w.sweep(c) {
+			w.cursor++
 		}
 	}
+}
+
+// sweep looks at one connection; it reports whether c was closed (and so
+// removed from the list, another connection taking its place).
+func (w *worker) sweep(c *conn) bool {
+	if w.clock.Sub(c.lastSeen) > w.cfg.IdleTimeout {
+		w.stats.ConnsExpired.Add(1)
+		w.close(c.key, c, w.clock)
+		return true
+	}
+	for dir := range c.dirs {
+		if o := c.dirs[dir].ooo; len(o) > 0 && w.clock.Sub(o[0].ts) > w.cfg.ReorderWindow {
+			w.flushHoles(c, dir, w.clock)
+		}
+	}
+	w.releaseHeld(c, 0, w.clock)
+	w.releaseHeld(c, 1, w.clock)
+	if w.finish(c.key, c, 0, w.clock) || w.finish(c.key, c, 1, w.clock) {
+		return true
+	}
+	if !c.skipping {
+		c.h.Expire(w.clock)
+	}
+	return false
 }
 
 // closeAll ends every connection (shutdown, end of a capture file).

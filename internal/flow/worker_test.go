@@ -1006,3 +1006,29 @@ func TestSYNACKStartsTheLateSide(t *testing.T) {
 		t.Errorf("hand-over order %q (c = direction 0 = server here), want the request (s) first", r.order)
 	}
 }
+
+// A large table is swept in parts, so one sweep never stalls the worker;
+// every connection is still reached within a few intervals.
+func TestSweepInParts(t *testing.T) {
+	h := newHarness(t, Config{IdleTimeout: time.Second, SweepInterval: 100 * time.Millisecond})
+	const n = 3 * sweepMin
+	for i := 0; i < n; i++ {
+		src := netip.AddrPortFrom(cliAP.Addr(), uint16(1+i%60000))
+		dst := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, byte(i >> 16), byte(i >> 8)}), 80)
+		p := mkPkt(1, src, dst, 1, decode.SYN, nil)
+		h.w.packet(&p, t0)
+	}
+	if len(h.w.conns) != n {
+		t.Fatalf("%d connections", len(h.w.conns))
+	}
+	h.w.advance(t0.Add(2 * time.Second))
+	if got := h.stats.ConnsExpired.Load(); got != sweepMin {
+		t.Errorf("one sweep expired %d connections, want %d", got, sweepMin)
+	}
+	for i := 1; i <= 3; i++ {
+		h.w.advance(t0.Add(2*time.Second + time.Duration(i)*100*time.Millisecond))
+	}
+	if len(h.w.conns) != 0 || len(h.w.list) != 0 || h.stats.ConnsExpired.Load() != n {
+		t.Errorf("after four sweeps: %d connections left, %d expired", len(h.w.conns), h.stats.ConnsExpired.Load())
+	}
+}
