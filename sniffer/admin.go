@@ -138,6 +138,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(prometheus.NewDesc("apitap_sniffer_flow_"+name, helpFor("flow", name), nil, nil), prometheus.GaugeValue, v)
 	})
 	s.httpStats.Each(counter("http"))
+	if b := s.o.recorder.HTTP.Budget; b != nil {
+		ch <- prometheus.MustNewConstMetric(prometheus.NewDesc("apitap_sniffer_http_body_memory_bytes", "Body bytes held by all connections (see -max-body-memory).", nil, nil), prometheus.GaugeValue, float64(b.Used()))
+	}
 	s.recorderStats.Each(counter("recorder"))
 	if sink := s.sink; sink != nil {
 		sink.Stats().Each(counter("kafka"))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/apitap/apitap/internal/capture"
 	"github.com/apitap/apitap/internal/flow"
+	"github.com/apitap/apitap/internal/http1"
 	"github.com/apitap/apitap/internal/kafkasink"
 	"github.com/apitap/apitap/internal/recorder"
 )
@@ -20,6 +21,7 @@ type options struct {
 	pcap          string
 	kafka         string // "embedded", "none" or a broker list
 	embeddedAddr  string
+	embeddedBytes int64
 	out           string
 	healthAddr    string
 	adminAddr     string
@@ -100,6 +102,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.StringVar(&o.pcap, "pcap", "", "replay this pcap or pcapng file instead of listening, then exit")
 	fs.StringVar(&o.kafka, "kafka", "embedded", `where records go: "embedded" (an in-process broker), "none" (only -out), or bootstrap brokers "host:port,host:port"`)
 	fs.StringVar(&o.embeddedAddr, "embedded-addr", "127.0.0.1:9092", "listen address of the in-process broker (-kafka embedded, live mode)")
+	o.embeddedBytes = 64 << 20
+	fs.Var(bytesFlag{&o.embeddedBytes}, "embedded-max-bytes", "records the in-process broker keeps in live mode (the newest; older ones are dropped)")
 	fs.StringVar(&o.out, "out", "", `also write each record as a JSON line to this file; "-" is standard output`)
 	fs.StringVar(&o.healthAddr, "health-addr", ":8081", "TCP address answering the load balancer's health check; empty to disable")
 	fs.StringVar(&o.adminAddr, "admin-addr", ":9090", "HTTP address serving /healthz, /readyz and /metrics; empty to disable")
@@ -127,6 +131,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	// HTTP and records.
 	maxBody := int64(1 << 20)
 	fs.Var(bytesFlag{&maxBody}, "max-body", "body bytes kept per message after decoding; the rest is cut and counted")
+	bodyMemory := int64(256 << 20)
+	fs.Var(bytesFlag{&bodyMemory}, "max-body-memory", "body bytes held by all connections together (requests awaiting responses, messages being read); beyond, bodies are cut and counted")
 	maxHeader := int64(64 << 10)
 	fs.Var(bytesFlag{&maxHeader}, "max-header", "largest request or status line plus headers")
 	fs.IntVar(&o.recorder.HTTP.MaxPending, "max-pending", 64, "requests awaiting a response per connection")
@@ -199,6 +205,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	o.flow.MaxConnBufferBytes = int(connBuf)
 	o.recorder.HTTP.MaxBodyBytes = int(maxBody)
 	o.recorder.HTTP.MaxHeaderBytes = int(maxHeader)
+	if bodyMemory > 0 {
+		o.recorder.HTTP.Budget = http1.NewBudget(bodyMemory)
+	}
 	o.recorder.MaxRecordBytes = o.kafkaCfg.MaxMessageBytes
 	if o.redact != "" {
 		for _, name := range strings.Split(o.redact, ",") {

@@ -55,12 +55,18 @@ func newSniffer(ctx context.Context, o *options, log *slog.Logger, stdout io.Wri
 	switch o.kafka {
 	case "none":
 	case "embedded":
-		addr := o.embeddedAddr
 		if o.replay() {
-			addr = "127.0.0.1:0" // nobody else reads it: do not take a fixed port
+			// Nobody else reads it: do not take a fixed port.
+			s.broker, err = embedded.Start("127.0.0.1:0", o.kafkaCfg.Topic, 1)
+		} else {
+			// Live on the embedded broker is for trying apitap out: keep
+			// only the newest records, so memory stays bounded.
+			s.broker, err = embedded.StartBounded(o.embeddedAddr, o.kafkaCfg.Topic, 1, o.embeddedBytes)
+			log.Warn("publishing to the in-process broker: records stay in this process's memory (the newest -embedded-max-bytes only); set -kafka to your brokers for production",
+				"addr", o.embeddedAddr, "max_bytes", o.embeddedBytes)
 		}
-		if s.broker, err = embedded.Start(addr, o.kafkaCfg.Topic, 1); err != nil {
-			return nil, fmt.Errorf("starting embedded broker on %s: %w", addr, err)
+		if err != nil {
+			return nil, fmt.Errorf("starting embedded broker: %w", err)
 		}
 		log.Info("embedded broker started", "addr", s.broker.Addr(), "topic", o.kafkaCfg.Topic)
 		o.kafkaCfg.Brokers = []string{s.broker.Addr()}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -25,6 +26,8 @@ import (
 type Broker struct {
 	cluster *kfake.Cluster
 	addr    string
+	stop    chan struct{}
+	done    chan struct{}
 }
 
 // Start runs an in-process Kafka-compatible broker (franz-go's kfake) with one
@@ -38,6 +41,18 @@ type Broker struct {
 // able to reach it there. topic "" creates no topic up front; partitions below
 // 1 mean 1.
 func Start(addr, topic string, partitions int) (*Broker, error) {
+	return start(addr, topic, partitions, 0)
+}
+
+// StartBounded is Start for a broker that runs for long (live capture on
+// the embedded default): each partition keeps at most maxBytes of the
+// newest records, older ones are dropped every few seconds, so memory
+// stays bounded whatever the traffic.
+func StartBounded(addr, topic string, partitions int, maxBytes int64) (*Broker, error) {
+	return start(addr, topic, partitions, maxBytes)
+}
+
+func start(addr, topic string, partitions int, maxBytes int64) (*Broker, error) {
 	if partitions < 1 {
 		partitions = 1
 	}
@@ -63,6 +78,9 @@ func Start(addr, topic string, partitions int) (*Broker, error) {
 	if topic != "" {
 		opts = append(opts, kfake.SeedTopics(int32(partitions), topic))
 	}
+	if maxBytes > 0 {
+		opts = append(opts, kfake.BrokerConfigs(map[string]string{"log.retention.bytes": strconv.FormatInt(maxBytes, 10)}))
+	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("embedded: starting broker on %s: %w", listenAddr, err)
@@ -72,14 +90,39 @@ func Start(addr, topic string, partitions int) (*Broker, error) {
 		c.Close()
 		return nil, fmt.Errorf("embedded: starting broker on %s: got %d listeners, want 1", listenAddr, len(addrs))
 	}
-	return &Broker{cluster: c, addr: addrs[0]}, nil
+	b := &Broker{cluster: c, addr: addrs[0]}
+	if maxBytes > 0 {
+		// kfake applies retention on its own only for topics with
+		// retention settings of their own: apply the broker's here.
+		b.stop, b.done = make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(b.done)
+			t := time.NewTicker(2 * time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-b.stop:
+					return
+				case <-t.C:
+					c.ApplyRetention()
+				}
+			}
+		}()
+	}
+	return b, nil
 }
 
 // Addr returns the "host:port" the broker listens on, e.g. "127.0.0.1:40123".
 func (b *Broker) Addr() string { return b.addr }
 
 // Close stops the broker and drops everything it stored.
-func (b *Broker) Close() { b.cluster.Close() }
+func (b *Broker) Close() {
+	if b.stop != nil {
+		close(b.stop)
+		<-b.done
+	}
+	b.cluster.Close()
+}
 
 // Message is one record read back from a topic. Key and Value are nil when the
 // record had none.

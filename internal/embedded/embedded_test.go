@@ -111,3 +111,36 @@ func TestStartOnGivenPort(t *testing.T) {
 		t.Fatal("second Start on the same port: no error")
 	}
 }
+
+// A bounded broker drops the oldest records beyond its size, so a
+// long-running live sniffer on the embedded default keeps bounded memory.
+func TestStartBoundedDropsOldRecords(t *testing.T) {
+	b, err := StartBounded("", "t", 1, 64<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	w := &kafka.Writer{Addr: kafka.TCP(b.Addr()), Topic: "t", RequiredAcks: kafka.RequireAll, BatchSize: 1}
+	defer w.Close()
+	value := make([]byte, 4096)
+	ctx := context.Background()
+	for i := 0; i < 100; i++ {
+		if err := w.WriteMessages(ctx, kafka.Message{Value: value}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		msgs, err := ReadAll(ctx, b.Addr(), "t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(msgs) < 100 && len(msgs)*4096 <= 2*64<<10 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still %d records of 4 KiB after retention should have kept 64 KiB", len(msgs))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

@@ -3,6 +3,7 @@ package http1
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 )
 
@@ -18,6 +19,12 @@ const (
 // field means its default. It is copied by NewConn and Reset, so changing it
 // afterwards has no effect on existing connections.
 type Config struct {
+	// Budget, when set, bounds the body bytes held by all the Conns that
+	// share it (requests waiting for responses, messages being read):
+	// beyond it bodies are cut and counted. MaxBodyBytes bounds one body;
+	// the Budget bounds them all, whatever the number of connections.
+	Budget *Budget
+
 	// MaxBodyBytes is how many bytes of each body are kept, after transfer
 	// and content decoding. Longer bodies are cut, marked BodyTruncated and
 	// counted. Default 1 MiB.
@@ -86,4 +93,36 @@ func (c Config) withDefaults() Config {
 		c.PendingTimeout = DefaultPendingTimeout
 	}
 	return c
+}
+
+// Budget is memory for bodies shared by many Conns. Safe for concurrent use.
+type Budget struct {
+	max  int64
+	used atomic.Int64
+}
+
+// NewBudget returns a Budget of max bytes.
+func NewBudget(max int64) *Budget { return &Budget{max: max} }
+
+// Used is how many bytes are held now.
+func (b *Budget) Used() int64 { return b.used.Load() }
+
+// take reserves up to n bytes and returns how many it got.
+func (b *Budget) take(n int64) int64 {
+	for {
+		used := b.used.Load()
+		got := min(n, b.max-used)
+		if got <= 0 {
+			return 0
+		}
+		if b.used.CompareAndSwap(used, used+got) {
+			return got
+		}
+	}
+}
+
+func (b *Budget) give(n int64) {
+	if n != 0 {
+		b.used.Add(-n)
+	}
 }

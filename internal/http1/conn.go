@@ -51,6 +51,8 @@ type Message struct {
 	BodyTruncated bool // Body was cut, or could be decoded only in part
 
 	Time time.Time // capture time of the message's first byte
+
+	reserved int64 // raw body bytes counted against Config.Budget
 }
 
 // Exchange is a request with its response, or with none (pending).
@@ -95,13 +97,14 @@ type side struct {
 	start    time.Time // capture time of the current message's first byte
 	startSeq uint64    // Conn.seq when it arrived
 
-	msg    *Message
-	isReq  bool
-	entry  *entry // request: its queue entry; response: the entry it answers (nil: orphan)
-	body   []byte // raw body kept so far, at most MaxBodyBytes
-	cut    bool   // raw body longer than MaxBodyBytes
-	remain int64  // phBody, phChunkData
-	enc    encoding
+	msg      *Message
+	isReq    bool
+	entry    *entry // request: its queue entry; response: the entry it answers (nil: orphan)
+	body     []byte // raw body kept so far, at most MaxBodyBytes
+	reserved int64  // len(body), counted against Config.Budget
+	cut      bool   // raw body longer than MaxBodyBytes
+	remain   int64  // phBody, phChunkData
+	enc      encoding
 
 	framing  framing   // phPeek: the response's framing, if it has a body
 	peekTime time.Time // phPeek: when the first peeked byte arrived
@@ -132,11 +135,12 @@ func (d *side) resync(lineStart bool) {
 // entry is one request in a connection's queue.
 type entry struct {
 	req      *Message
-	resp     *Message // the response, when it completed before the request did
-	seq      uint64   // Conn.seq of the request's first byte
-	done     bool     // the request is complete
-	answered bool     // a response has been paired with it (perhaps still being read)
-	dead     bool     // the request was abandoned, but its response is still owed: drop it when it comes
+	resp     *Message  // the response, when it completed before the request did
+	seq      uint64    // Conn.seq of the request's first byte
+	done     bool      // the request is complete
+	doneAt   time.Time // when it completed: a response is due from then
+	answered bool      // a response has been paired with it (perhaps still being read)
+	dead     bool      // the request was abandoned, but its response is still owed: drop it when it comes
 }
 
 // Conn parses one TCP connection. Create it with NewConn or reuse one with
@@ -158,6 +162,9 @@ type Conn struct {
 	// MaxPending) so that those responses are framed right (HEAD: no body).
 	owed        int
 	owedMethods []string
+
+	now      time.Time // capture time of the bytes being parsed
+	retained int64     // raw body bytes held (queue and sides), counted in Config.Budget
 
 	seq    uint64 // counts Data calls: orders the two directions' bytes
 	skip   bool   // TLS, HTTP/2 or upgraded: nothing more to parse
@@ -209,6 +216,7 @@ func (c *Conn) Data(dir int, b []byte, ts time.Time) {
 	if c.skip || c.closed || dir&^1 != 0 {
 		return
 	}
+	c.now = ts
 	c.seq++
 	if d := &c.sides[dir]; d.sync && len(d.part) == 0 {
 		// A segment usually begins where a write began, so the start of each
@@ -727,7 +735,45 @@ func (c *Conn) keep(d *side, p []byte) {
 		p = p[:room]
 		d.cut = true
 	}
+	if b := c.cfg.Budget; b != nil && len(p) > 0 {
+		got := b.take(int64(len(p)))
+		if got < int64(len(p)) {
+			p = p[:got]
+			if !d.cut {
+				c.stats.BodyBudgetCuts.Add(1)
+			}
+			d.cut = true
+		}
+		d.reserved += got
+		c.retained += got
+	}
 	d.body = append(d.body, p...)
+}
+
+// settle makes the budget agree with what the connection really holds:
+// bodies in queued messages and in messages being parsed. Bodies that
+// left (emitted, dropped, abandoned at a resync) are given back here, in
+// one place, whichever way they left.
+func (c *Conn) settle() {
+	b := c.cfg.Budget
+	if b == nil {
+		return
+	}
+	var n int64
+	for _, e := range c.queue {
+		n += e.req.reserved
+		if e.resp != nil {
+			n += e.resp.reserved
+		}
+	}
+	for i := range c.sides {
+		n += c.sides[i].reserved
+		if m := c.sides[i].msg; m != nil {
+			n += m.reserved
+		}
+	}
+	b.give(c.retained - n)
+	c.retained = n
 }
 
 // finish completes the message of dir: decodes the body and pairs.
@@ -735,6 +781,7 @@ func (c *Conn) finish(dir int) {
 	d := &c.sides[dir]
 	m, e, isReq := d.msg, d.entry, d.isReq
 	m.Body, m.BodyTruncated = c.decodedBody(d)
+	m.reserved = d.reserved
 	d.next()
 	if isReq {
 		c.requestDone(e)
@@ -778,6 +825,7 @@ func (c *Conn) decodedBody(d *side) ([]byte, bool) {
 
 func (c *Conn) requestDone(e *entry) {
 	e.done = true
+	e.doneAt = c.now
 	if e.resp != nil && c.remove(e) {
 		c.emitPair(e)
 	}
@@ -803,6 +851,7 @@ func (c *Conn) responseDone(e *entry, m *Message) {
 func (c *Conn) emitPair(e *entry) {
 	c.stats.Pairs.Add(1)
 	c.emit(&Exchange{ClientDir: c.client, Request: e.req, Response: e.resp})
+	c.settle()
 }
 
 // pending emits or drops a request that will get no response.
@@ -813,6 +862,7 @@ func (c *Conn) pending(e *entry) {
 	} else {
 		c.stats.PendingDropped.Add(1)
 	}
+	c.settle()
 }
 
 // push queues a request, making room first if the queue is full.
@@ -901,6 +951,7 @@ func (c *Conn) release() {
 	for i := range c.sides {
 		c.sides[i].next()
 	}
+	c.settle()
 }
 
 // Gap reports that n bytes (-1: unknown; 0 is ignored) of direction dir were lost. Every
@@ -926,6 +977,7 @@ func (c *Conn) End(dir int, ts time.Time) {
 	if c.skip || c.closed || dir&^1 != 0 {
 		return
 	}
+	c.now = ts
 	d := &c.sides[dir]
 	switch {
 	case d.phase == phClose, d.phase == phPeek:
@@ -976,9 +1028,12 @@ func (c *Conn) Expire(now time.Time) {
 	if c.skip || c.closed {
 		return
 	}
+	defer c.settle()
 	for len(c.queue) > 0 {
 		e := c.queue[0]
-		if e.answered || !e.done && !e.dead || now.Sub(e.req.Time) < c.cfg.PendingTimeout {
+		// A response is due once the request is complete: a slow upload
+		// is not late while it is still arriving.
+		if e.answered || !e.done && !e.dead || e.done && now.Sub(e.doneAt) < c.cfg.PendingTimeout || !e.done && now.Sub(e.req.Time) < c.cfg.PendingTimeout {
 			return
 		}
 		c.removeAt(0)

@@ -3,6 +3,7 @@ package http1
 import (
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"reflect"
 	"slices"
 	"strconv"
@@ -220,7 +221,7 @@ func TestStatsEach(t *testing.T) {
 	want := []string{
 		"pairs", "pending_emitted", "pending_dropped", "requests_dropped_gap", "requests_dropped_desync",
 		"orphan_responses", "late_responses", "resyncs", "garbage", "body_truncated", "decode_errors",
-		"binary_bodies", "incomplete", "skipped_tls", "skipped_http2", "upgrades", "queue_overflow",
+		"binary_bodies", "incomplete", "skipped_tls", "skipped_http2", "upgrades", "queue_overflow", "body_budget_cuts",
 	}
 	if !slices.Equal(names, want) {
 		t.Errorf("names %v, want %v", names, want)
@@ -332,5 +333,73 @@ func TestBodyPiecesDoNotAllocate(t *testing.T) {
 	line := []byte("not a request line, just text\r\n")
 	if n := testing.AllocsPerRun(1000, func() { c.Data(0, line, t0) }); n != 0 {
 		t.Errorf("%v allocations per skipped line, want 0", n)
+	}
+}
+
+// The budget bounds the bodies held by all connections together: pipelined
+// uploads waiting for responses, on many connections, cannot take more.
+func TestBudgetBoundsHeldBodies(t *testing.T) {
+	budget := NewBudget(1 << 20)
+	var stats Stats
+	var emitted []*Exchange
+	cfg := &Config{EmitPending: true, Budget: budget}
+	body := strings.Repeat("u", 200<<10)
+	req := fmt.Sprintf("POST /up HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	var conns []*Conn
+	for i := 0; i < 10; i++ {
+		c := NewConn(cfg, &stats, func(ex *Exchange) { emitted = append(emitted, ex) })
+		c.Data(0, []byte(req), t0)
+		conns = append(conns, c)
+		if budget.Used() > 1<<20 {
+			t.Fatalf("budget exceeded: %d bytes held", budget.Used())
+		}
+	}
+	if stats.BodyBudgetCuts.Load() == 0 {
+		t.Error("no body was cut although 2 MB of bodies were held")
+	}
+	// Answers give the memory back, whichever way the messages leave.
+	for _, c := range conns[:5] {
+		c.Data(1, []byte("HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"), t0)
+	}
+	for _, c := range conns[5:] {
+		c.Close(t0)
+	}
+	if budget.Used() != 0 {
+		t.Errorf("%d bytes still counted after every message left", budget.Used())
+	}
+	if len(emitted) != 10 {
+		t.Errorf("%d exchanges emitted", len(emitted))
+	}
+	// With memory back, bodies are whole again.
+	c := NewConn(cfg, &stats, func(ex *Exchange) { emitted = append(emitted, ex) })
+	c.Data(0, []byte(req), t0)
+	c.Data(1, []byte("HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"), t0)
+	if last := emitted[len(emitted)-1]; len(last.Request.Body) != len(body) || last.Request.BodyTruncated {
+		t.Errorf("body %d bytes, truncated %v", len(last.Request.Body), last.Request.BodyTruncated)
+	}
+}
+
+// A slow upload is not pending while its body still arrives: the timeout
+// runs from the request's completion.
+func TestSlowUploadIsNotPending(t *testing.T) {
+	var got []string
+	c := NewConn(&Config{EmitPending: true, PendingTimeout: 30 * time.Second}, nil, func(ex *Exchange) {
+		if ex.Response == nil {
+			got = append(got, ex.Request.Target+" pending")
+		} else {
+			got = append(got, ex.Request.Target+" "+ex.Response.Status)
+		}
+	})
+	c.Data(0, []byte("PUT /upload HTTP/1.1\r\nContent-Length: 10\r\n\r\n12345"), t0)
+	c.Data(0, []byte("67890"), t0.Add(40*time.Second))
+	c.Expire(t0.Add(41 * time.Second))
+	c.Data(1, []byte("HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"), t0.Add(42*time.Second))
+	if len(got) != 1 || got[0] != "/upload 201 Created" {
+		t.Errorf("got %q", got)
+	}
+	c.Data(0, []byte("GET /next HTTP/1.1\r\n\r\n"), t0.Add(50*time.Second))
+	c.Expire(t0.Add(81 * time.Second))
+	if len(got) != 2 || got[1] != "/next pending" {
+		t.Errorf("got %q", got)
 	}
 }

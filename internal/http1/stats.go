@@ -22,10 +22,11 @@ type Stats struct {
 	BinaryBodies  atomic.Uint64 // bodies that were not valid UTF-8, replaced by nothing
 	Incomplete    atomic.Uint64 // messages cut short by End or Close
 
-	SkippedTLS    atomic.Uint64 // connections recognised as TLS and skipped
-	SkippedHTTP2  atomic.Uint64 // connections starting with the HTTP/2 preface and skipped
-	Upgrades      atomic.Uint64 // connections switched away from HTTP/1 (101, CONNECT 2xx) and skipped
-	QueueOverflow atomic.Uint64 // requests pushed out of a full queue (MaxPending)
+	SkippedTLS     atomic.Uint64 // connections recognised as TLS and skipped
+	SkippedHTTP2   atomic.Uint64 // connections starting with the HTTP/2 preface and skipped
+	Upgrades       atomic.Uint64 // connections switched away from HTTP/1 (101, CONNECT 2xx) and skipped
+	QueueOverflow  atomic.Uint64 // requests pushed out of a full queue (MaxPending)
+	BodyBudgetCuts atomic.Uint64 // bodies cut because Config.Budget, the memory for all bodies held, was used up
 }
 
 // Each calls fn with every counter's snake_case name and current value, in a
@@ -48,4 +49,5 @@ func (s *Stats) Each(fn func(name string, v uint64)) {
 	fn("skipped_http2", s.SkippedHTTP2.Load())
 	fn("upgrades", s.Upgrades.Load())
 	fn("queue_overflow", s.QueueOverflow.Load())
+	fn("body_budget_cuts", s.BodyBudgetCuts.Load())
 }
