@@ -172,3 +172,45 @@ func TestHeldAndOutOfOrderKeepOrder(t *testing.T) {
 		t.Errorf("client gaps %v: the 50 bytes waited for must be declared lost", r.gaps[0])
 	}
 }
+
+// A request's first segment is lost; its body, its response and the next
+// exchanges arrive. When the sweep gives up on the hole, the response of
+// the lost request must not pair with the next request (seen in the
+// impaired end-to-end run: the body and the next request were handed
+// over together, ahead of the waiting response).
+func TestLostRequestHeadNeverShiftsPairs(t *testing.T) {
+	pr := newPairRun(Config{})
+	const cisn, sisn = 1000, 5000
+	pr.pkt(true, cisn, 0, decode.SYN, nil, 0)
+	pr.pkt(false, sisn, cisn+1, decode.SYN, nil, time.Millisecond)
+	c, s := uint32(cisn+1), uint32(sisn+1)
+	head := []byte("POST /r0 HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n")
+	body := []byte("01234567890123456789")
+	resp0 := []byte("HTTP/1.1 200 OK\r\nX-Path: /r0\r\nContent-Length: 2\r\n\r\nok")
+	// The head is lost; the body arrives.
+	pr.pkt(true, c+uint32(len(head)), s, 0, body, time.Millisecond)
+	c += uint32(len(head) + len(body))
+	pr.pkt(false, s, c, 0, resp0, time.Millisecond)
+	s += uint32(len(resp0))
+	xs := keepAlive(4, func(i int) int { return 5 + i })[1:]
+	for _, x := range xs {
+		pr.segs(true, c, s, x.req)
+		c += uint32(len(x.req))
+		pr.segs(false, s, c, x.resp)
+		s += uint32(len(x.resp))
+	}
+	// Time passes: sweeps give up on the hole.
+	for i := 1; i <= 3; i++ {
+		pr.w.advance(t0.Add(pr.at + time.Duration(i)*time.Second))
+	}
+	pr.w.closeAll()
+	for _, p := range pr.pairs {
+		req, resp, _ := strings.Cut(p, " -> ")
+		if resp != "pending" && resp != req {
+			t.Fatalf("mis-paired %q (all: %q)", p, pr.pairs)
+		}
+	}
+	if len(pr.pairs) < len(xs) {
+		t.Errorf("pairs %q: the exchanges after the loss must come through", pr.pairs)
+	}
+}

@@ -441,19 +441,25 @@ func (w *worker) abandon(c *conn, dir int, p *pending) {
 	w.stats.HeldTimeouts.Add(1)
 	o := 1 - dir
 	od := &c.dirs[o]
+	// Only the other direction's bytes before what p acknowledges go now:
+	// what comes after them was sent after p and must still follow it.
 	c.forcing = true
-	for len(od.held) > 0 {
+	for len(od.held) > 0 && seqDiff(od.out, p.ack) < 0 {
 		q := od.popHeld()
 		w.handOver(c, o, &q)
 		if q.data != nil {
 			w.release(q.data)
 		}
 	}
-	for len(od.ooo) > 0 && seqDiff(od.ooo[0].seq, p.ack) < 0 {
-		w.forceGap(c, o, p.ts)
-	}
-	if n := seqDiff(p.ack, od.next); n > 0 {
-		w.skipTo(c, o, p.ack, int(n), p.ts)
+	for len(od.held) == 0 && seqDiff(od.next, p.ack) < 0 {
+		if len(od.ooo) == 0 || seqDiff(od.ooo[0].seq, p.ack) >= 0 {
+			w.skipTo(c, o, p.ack, int(seqDiff(p.ack, od.next)), p.ts)
+			break
+		}
+		if n := seqDiff(od.ooo[0].seq, od.next); n > 0 {
+			w.skipTo(c, o, od.ooo[0].seq, int(n), p.ts)
+		}
+		w.drainOne(c, o)
 	}
 	c.forcing = false
 }
@@ -477,26 +483,35 @@ func (w *worker) handOver(c *conn, dir int, p *pending) {
 
 // drain delivers buffered segments that the stream has caught up with.
 func (w *worker) drain(c *conn, dir int, ts time.Time) {
-	d := &c.dirs[dir]
-	for len(d.ooo) > 0 && seqDiff(d.ooo[0].seq, d.next) <= 0 {
-		s := d.ooo[0]
-		copy(d.ooo, d.ooo[1:])
-		d.ooo = d.ooo[:len(d.ooo)-1]
-		payload, missing := s.data, s.missing
-		if skip := int(seqDiff(d.next, s.seq)); skip > 0 {
-			if skip >= len(payload)+missing {
-				w.stats.Duplicates.Add(1)
-				payload, missing = nil, 0
-			} else if skip >= len(payload) {
-				missing -= skip - len(payload)
-				payload = nil
-			} else {
-				payload = payload[skip:]
-			}
-		}
-		w.deliver(c, dir, payload, missing, s.ack, s.hasAck, s.ts)
-		w.release(s.data)
+	for w.drainOne(c, dir) {
 	}
+}
+
+// drainOne delivers the first buffered segment if the stream has reached
+// it, and reports whether it did.
+func (w *worker) drainOne(c *conn, dir int) bool {
+	d := &c.dirs[dir]
+	if len(d.ooo) == 0 || seqDiff(d.ooo[0].seq, d.next) > 0 {
+		return false
+	}
+	s := d.ooo[0]
+	copy(d.ooo, d.ooo[1:])
+	d.ooo = d.ooo[:len(d.ooo)-1]
+	payload, missing := s.data, s.missing
+	if skip := int(seqDiff(d.next, s.seq)); skip > 0 {
+		if skip >= len(payload)+missing {
+			w.stats.Duplicates.Add(1)
+			payload, missing = nil, 0
+		} else if skip >= len(payload) {
+			missing -= skip - len(payload)
+			payload = nil
+		} else {
+			payload = payload[skip:]
+		}
+	}
+	w.deliver(c, dir, payload, missing, s.ack, s.hasAck, s.ts)
+	w.release(s.data)
+	return true
 }
 
 // forceGap gives up on the first hole of dir: the bytes up to the first
