@@ -25,6 +25,7 @@ package awssim
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -212,12 +213,45 @@ func New(opts Options) *Account {
 	a.srv = httptest.NewServer(http.HandlerFunc(a.serveHTTP))
 	// Many SDK clients share this transport; keep enough idle connections
 	// that a busy test does not churn through ephemeral ports.
-	a.client = &http.Client{Transport: &http.Transport{
+	a.client = &http.Client{Transport: plainBodies{&http.Transport{
 		MaxIdleConns:        256,
 		MaxIdleConnsPerHost: 256,
 		IdleConnTimeout:     30 * time.Second,
-	}}
+	}}}
 	return a
+}
+
+// plainBodies hides the io.WriterTo of request bodies from net/http.
+//
+// Why: smithy-go wraps each request body in a reader whose WriteTo returns
+// io.EOF once the SDK has closed it, and the SDK closes it as soon as the
+// response headers arrive. net/http, after writing Content-Length bytes,
+// copies the body once more to check that nothing is left; when a fast
+// local server has already answered, that copy meets the closed body, gets
+// io.EOF as an error, and net/http closes the connection while the response
+// body is still being read ("use of closed network connection"). Against
+// real AWS the network's latency makes this rare; here it happened in about
+// one test run in three, adding retries and making call counts
+// non-deterministic. Plain Read calls return a clean EOF instead.
+type plainBodies struct{ rt http.RoundTripper }
+
+type readOnlyBody struct{ io.ReadCloser }
+
+func (p plainBodies) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil && r.Body != http.NoBody {
+		r2 := *r
+		r2.Body = readOnlyBody{r.Body}
+		r = &r2
+	}
+	return p.rt.RoundTrip(r)
+}
+
+// CloseIdleConnections lets http.Client.CloseIdleConnections reach the
+// transport.
+func (p plainBodies) CloseIdleConnections() {
+	if c, ok := p.rt.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 }
 
 // Close stops the HTTP server.
@@ -356,7 +390,7 @@ type Mutation struct {
 }
 
 // Duplicate records two or more sessions that existed at the same time for
-// the same (ENI, mirror target) and carried the same stack tag value.
+// the same (ENI, mirror target, VNI) and carried the same stack tag value.
 type Duplicate struct {
 	ENI      string
 	Target   string
