@@ -300,7 +300,8 @@ func (s *state) setInstanceState(in *instance, to string) error {
 		if tg.targetType != "instance" {
 			continue
 		}
-		for _, t := range tg.targets {
+		// deregister prunes tg.targets: walk a copy.
+		for _, t := range slices.Clone(tg.targets) {
 			if t.id == in.id {
 				s.deregister(tg, t)
 			}

@@ -90,10 +90,14 @@ func (o *Orchestrator) createOnce(ctx context.Context, r *run, c mirror.Create, 
 		Description:           aws.String(fmt.Sprintf("apitap %s: %s", o.cfg.Mirror.StackName, s.LB)),
 		TagSpecifications:     []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeTrafficMirrorSession, Tags: tags}},
 	})
-	if err == nil && !retoken && o.wasDeleted(createdID(out)) {
-		// EC2 replayed an earlier create of a session we deleted since:
-		// nothing was created. Ask again with a token of its own.
-		o.log.Info("client token names a deleted session: creating with a new token", "eni", s.ENI, "session", createdID(out))
+	replayedDeleted := err == nil && o.wasDeleted(createdID(out))
+	if !retoken && (replayedDeleted || awserr.IsIdempotentMismatch(err)) {
+		// The token was used before for another create (tags differ), or
+		// EC2 replayed an earlier create of a session deleted since:
+		// nothing was created. Ask again with a token of its own; should
+		// the session exist after all, its number is taken and the create
+		// fails rather than making a second one.
+		o.log.Info("client token already used: creating with a new token", "eni", s.ENI, "session", createdID(out), "err", err)
 		c.Token = mirror.ClientToken(o.cfg.Mirror.StackName, s.ENI, o.cfg.Mirror.TargetID, o.cfg.Mirror.FilterID, c.Number, s.VNI,
 			s.Epoch+"/"+o.clock.Now().UTC().Format(time.RFC3339Nano))
 		return o.createOnce(ctx, r, c, true)

@@ -17,6 +17,9 @@ import (
 	"github.com/apitap/apitap/internal/mirror"
 )
 
+// tokenWindow is how long a create's ClientToken stays the same.
+const tokenWindow = 10 * time.Minute
+
 // loadBalancer is a selected load balancer.
 type loadBalancer struct {
 	ARN     string
@@ -442,9 +445,15 @@ func (o *Orchestrator) sources(ctx context.Context, r *run, lbs []loadBalancer, 
 		}
 		add(mirror.Source{ENI: e.ID, LB: t.LB, VNI: vni[t.LB], InstanceID: e.Instance, Epoch: e.Attached.UTC().Format(time.RFC3339)})
 	}
+	// The ClientToken makes a create safe to repeat: SDK retries and
+	// handlers racing for the same ENI within minutes. Beyond that a new
+	// token is wanted: EC2 answers a known token with the original session
+	// even after it was deleted (an ENI deselected and selected again).
+	bucket := o.clock.Now().UTC().Truncate(tokenWindow).Format(time.RFC3339)
 	out := make([]mirror.Source, 0, len(order))
 	for _, id := range order {
 		s := *byENI[id]
+		s.Epoch += "@" + bucket
 		if len(s.AlsoLBs) > 0 {
 			r.note("eni targeted by several selected load balancers: mirrored once, for the first in ARN order", "eni", s.ENI, "lb", s.LB, "also", s.AlsoLBs)
 		}

@@ -163,8 +163,10 @@ func (w *world) addLB(i int) error {
 // config is the orchestrator configuration for the current selection.
 func (w *world) config() orchestrator.Config {
 	var arns []string
-	for arn := range w.selected {
-		arns = append(arns, arn)
+	for arn, on := range w.selected {
+		if on {
+			arns = append(arns, arn)
+		}
 	}
 	sort.Strings(arns)
 	return orchestrator.Config{
@@ -230,8 +232,9 @@ func (w *world) invoke(name string, ev []byte) error {
 }
 
 // expected is the session each ENI must have, ENI -> VNI, computed from
-// the driver's model with the rules of contracts.md §2 and issue 3.
-func (w *world) expected() map[string]uint32 {
+// the driver's model with the rules of contracts.md §2 and issue 3, and
+// the ENIs that may have one (a foreign session came after ours).
+func (w *world) expected() (want, maybe map[string]uint32) {
 	var sel []string
 	for _, lb := range w.lbs {
 		if w.selected[lb.arn] && lb.vpc == w.vpc {
@@ -283,26 +286,33 @@ func (w *world) expected() map[string]uint32 {
 	for _, arn := range sel {
 		walk(arn, byARN[arn], 0)
 	}
-	// ENIs with foreign sessions are skipped (conflict policy skip), and
-	// unsupported instance types cannot be mirrored.
-	blocked := map[string]bool{}
+	// Unsupported instance types cannot be mirrored. On an ENI with a
+	// foreign session, a session of ours is never created (conflict policy
+	// skip), but one that was there first is kept: either is right.
+	foreign := map[string]bool{}
 	for _, s := range w.acct.Sessions() {
 		if s.Tags[mirror.TagStack] != stackName {
-			blocked[s.ENI] = true
+			foreign[s.ENI] = true
 		}
 	}
+	unsupported := map[string]bool{}
 	for _, in := range w.insts {
 		if strings.HasPrefix(in.typ, "t2.") {
-			blocked[in.eni] = true
+			unsupported[in.eni] = true
 		}
 	}
-	out := map[string]uint32{}
+	want = map[string]uint32{}
+	maybe = map[string]uint32{}
 	for eni, lb := range first {
-		if !blocked[eni] {
-			out[eni] = vnis[lb]
+		switch {
+		case unsupported[eni]:
+		case foreign[eni]:
+			maybe[eni] = vnis[lb]
+		default:
+			want[eni] = vnis[lb]
 		}
 	}
-	return out
+	return want, maybe
 }
 
 // outcome compares the account with the expectation.
@@ -319,7 +329,7 @@ func (o outcome) String() string {
 }
 
 func (w *world) check() outcome {
-	want := w.expected()
+	want, maybe := w.expected()
 	got := map[string][]uint32{}
 	for _, s := range w.acct.Sessions() {
 		if s.Tags[mirror.TagStack] == stackName {
@@ -332,13 +342,18 @@ func (w *world) check() outcome {
 	}
 	for eni, vni := range want {
 		if g := got[eni]; len(g) != 1 || g[0] != vni {
-			o.diff = append(o.diff, fmt.Sprintf("%s: want VNI %d, have %v", eni, vni, g))
+			o.diff = append(o.diff, fmt.Sprintf("%s: want VNI %d, have %v [%s]", eni, vni, g, w.explain(eni)))
 		}
 	}
 	for eni, g := range got {
-		if _, ok := want[eni]; !ok {
-			o.diff = append(o.diff, fmt.Sprintf("%s: not desired, has sessions with VNIs %v", eni, g))
+		if _, ok := want[eni]; ok {
+			continue
 		}
+		if vni, ok := maybe[eni]; ok && len(g) == 1 && g[0] == vni {
+			o.desired++ // kept next to a foreign session that came later
+			continue
+		}
+		o.diff = append(o.diff, fmt.Sprintf("%s: not desired, has sessions with VNIs %v [%s]", eni, g, w.explain(eni)))
 	}
 	sort.Strings(o.diff)
 	o.converged = len(o.diff) == 0
@@ -402,4 +417,44 @@ func stackEvent(status string) []byte {
 		"stack-id":       fmt.Sprintf("arn:aws:cloudformation:%s:%s:stack/%s/0000", awssim.DefaultRegion, awssim.DefaultAccountID, stackName),
 		"status-details": map[string]string{"status": status, "status-reason": ""},
 	})
+}
+
+// explain says what the driver knows of an ENI, for a failure message.
+func (w *world) explain(eni string) string {
+	var parts []string
+	for _, in := range w.insts {
+		if in.eni == eni {
+			parts = append(parts, fmt.Sprintf("instance %s %s %s", in.id, in.typ, in.state))
+		}
+	}
+	for ip, e := range w.ipENI {
+		if e == eni {
+			parts = append(parts, "ip "+ip)
+		}
+	}
+	for _, lb := range w.lbs {
+		for _, g := range lb.groups {
+			for id := range g.targets {
+				for _, in := range w.insts {
+					if in.id == id && in.eni == eni {
+						parts = append(parts, fmt.Sprintf("target of %s/%s (selected %v, vpc ok %v)", lb.name, g.kind, w.selected[lb.arn], lb.vpc == w.vpc))
+					}
+				}
+				if w.ipENI[id] == eni {
+					parts = append(parts, fmt.Sprintf("ip target of %s (selected %v)", lb.name, w.selected[lb.arn]))
+				}
+			}
+		}
+		for _, id := range lb.instances {
+			if in := w.insts[id]; in != nil && in.eni == eni {
+				parts = append(parts, fmt.Sprintf("classic %s (selected %v)", lb.name, w.selected[lb.arn]))
+			}
+		}
+	}
+	for _, s := range w.acct.Sessions() {
+		if s.ENI == eni {
+			parts = append(parts, fmt.Sprintf("session %s vni %d tags %v", s.ID, s.VNI, s.Tags))
+		}
+	}
+	return strings.Join(parts, "; ")
 }
