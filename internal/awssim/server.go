@@ -410,6 +410,9 @@ func parseFilters(form url.Values) []filter {
 	return fs
 }
 
+// maxFilterValues is EC2's limit on filter values in one call.
+const maxFilterValues = 200
+
 // filterSet maps the filter names a Describe call accepts to the values a
 // resource has for each.
 type filterSet[T any] map[string]func(T) []string
@@ -423,6 +426,14 @@ func (fs filterSet[T]) compile(filters []filter, tags func(T) map[string]string)
 		wanted []string
 	}
 	var checks []check
+	// EC2 refuses more than 200 filter values in one call.
+	total := 0
+	for _, f := range filters {
+		total += len(f.values)
+	}
+	if total > maxFilterValues {
+		return nil, badRequest("FilterLimitExceeded", "The maximum number of filter values specified on a single call is %d", maxFilterValues)
+	}
 	for _, f := range filters {
 		var get func(T) []string
 		switch key, isTag := strings.CutPrefix(f.name, "tag:"); {

@@ -14,6 +14,7 @@ import (
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	elbv2types "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 
+	"github.com/apitap/apitap/internal/awserr"
 	"github.com/apitap/apitap/internal/mirror"
 )
 
@@ -305,8 +306,26 @@ type instance struct {
 func (o *Orchestrator) describeInstances(ctx context.Context, r *run, ids []string) (map[string]instance, error) {
 	out := map[string]instance{}
 	for _, chunk := range chunks(dedupe(ids), 1000) {
-		// A filter rather than InstanceIds: an unknown id in InstanceIds
-		// fails the whole call.
+		r.APICalls++
+		page, err := o.c.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: chunk})
+		if awserr.IsNotFound(err) {
+			// One unknown id fails the whole call: ask again with a
+			// filter, which leaves unknown ids out (200 values a call).
+			if err := o.describeInstancesByFilter(ctx, r, chunk, out); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("describing %d instances: %w", len(chunk), err)
+		}
+		addInstances(out, page.Reservations)
+	}
+	return out, nil
+}
+
+func (o *Orchestrator) describeInstancesByFilter(ctx context.Context, r *run, ids []string, out map[string]instance) error {
+	for _, chunk := range chunks(ids, 200) {
 		p := ec2.NewDescribeInstancesPaginator(o.c.EC2, &ec2.DescribeInstancesInput{
 			Filters:    []ec2types.Filter{{Name: aws.String("instance-id"), Values: chunk}},
 			MaxResults: aws.Int32(1000),
@@ -315,25 +334,29 @@ func (o *Orchestrator) describeInstances(ctx context.Context, r *run, ids []stri
 			r.APICalls++
 			page, err := p.NextPage(ctx)
 			if err != nil {
-				return nil, fmt.Errorf("describing %d instances: %w", len(chunk), err)
+				return fmt.Errorf("describing %d instances: %w", len(chunk), err)
 			}
-			for _, res := range page.Reservations {
-				for _, in := range res.Instances {
-					i := instance{ID: aws.ToString(in.InstanceId), Type: string(in.InstanceType), VPC: aws.ToString(in.VpcId), Launch: aws.ToTime(in.LaunchTime)}
-					if in.State != nil {
-						i.State = string(in.State.Name)
-					}
-					for _, ni := range in.NetworkInterfaces {
-						if ni.Attachment != nil && aws.ToInt32(ni.Attachment.DeviceIndex) == 0 {
-							i.ENI = aws.ToString(ni.NetworkInterfaceId)
-						}
-					}
-					out[i.ID] = i
-				}
-			}
+			addInstances(out, page.Reservations)
 		}
 	}
-	return out, nil
+	return nil
+}
+
+func addInstances(out map[string]instance, rs []ec2types.Reservation) {
+	for _, res := range rs {
+		for _, in := range res.Instances {
+			i := instance{ID: aws.ToString(in.InstanceId), Type: string(in.InstanceType), VPC: aws.ToString(in.VpcId), Launch: aws.ToTime(in.LaunchTime)}
+			if in.State != nil {
+				i.State = string(in.State.Name)
+			}
+			for _, ni := range in.NetworkInterfaces {
+				if ni.Attachment != nil && aws.ToInt32(ni.Attachment.DeviceIndex) == 0 {
+					i.ENI = aws.ToString(ni.NetworkInterfaceId)
+				}
+			}
+			out[i.ID] = i
+		}
+	}
 }
 
 // eni is what the planner needs to know of an ENI found by IP.

@@ -128,7 +128,7 @@ func (o *Orchestrator) Reconcile(ctx context.Context, deadline time.Time) *Resul
 		r.fail(err)
 		return &r.Result
 	}
-	actual, err := o.actual(ctx, r, enisOf(desired))
+	actual, err := o.actual(ctx, r)
 	if err != nil {
 		r.fail(err)
 		return &r.Result

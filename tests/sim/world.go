@@ -342,7 +342,7 @@ func (w *world) check() outcome {
 	}
 	for eni, vni := range want {
 		if g := got[eni]; len(g) != 1 || g[0] != vni {
-			o.diff = append(o.diff, fmt.Sprintf("%s: want VNI %d, have %v [%s]", eni, vni, g, w.explain(eni)))
+			o.diff = append(o.diff, fmt.Sprintf("%s: want VNI %d, have %v", eni, vni, g))
 		}
 	}
 	for eni, g := range got {
@@ -353,10 +353,15 @@ func (w *world) check() outcome {
 			o.desired++ // kept next to a foreign session that came later
 			continue
 		}
-		o.diff = append(o.diff, fmt.Sprintf("%s: not desired, has sessions with VNIs %v [%s]", eni, g, w.explain(eni)))
+		o.diff = append(o.diff, fmt.Sprintf("%s: not desired, has sessions with VNIs %v", eni, g))
 	}
 	sort.Strings(o.diff)
 	o.converged = len(o.diff) == 0
+	// Say what the driver knows of the first few (explaining is slow).
+	for i := range o.diff[:min(5, len(o.diff))] {
+		eni, _, _ := strings.Cut(o.diff[i], ":")
+		o.diff[i] += " [" + w.explain(eni) + "]"
+	}
 	st := w.acct.Stats()
 	for _, m := range st.Mutations {
 		if m.Action == "DeleteTrafficMirrorSession" && m.ErrorCode == "" {
