@@ -11,7 +11,13 @@ FUZZ_TARGETS := \
 	./internal/decode:FuzzFrame \
 	./internal/http1:FuzzConn
 
-.PHONY: help build build-sniffer-arm64 demo test deps unit fuzz e2e bench vet clean
+.PHONY: help build build-sniffer-arm64 build-functions demo test deps unit fuzz e2e scenario bench vet clean invoke sim
+
+FUNCTIONS := instance-events stack-events reconcile teardown
+FN ?= instance-events
+EVENT ?= events/ec2-state-running.json
+SEED ?= 1
+OPS ?= 1000
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
@@ -21,6 +27,17 @@ build: ## build the sniffer for this machine into bin/
 
 build-sniffer-arm64: ## build the sniffer for EC2 Graviton (linux/arm64) into bin/linux-arm64/
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags='-s -w' -o bin/linux-arm64/sniffer ./sniffer
+
+build-functions: $(addprefix build-,$(FUNCTIONS)) ## build every Lambda function as bin/functions/NAME/bootstrap (provided.al2023, arm64)
+
+build-%: ## build one Lambda function, e.g. make build-reconcile
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -tags lambda.norpc -ldflags='-s -w' -o bin/functions/$*/bootstrap ./functions/$*
+
+invoke: ## run a function locally on a sample event against the simulated account: make invoke FN=reconcile EVENT=events/scheduled-event.json
+	$(GO) run ./tests/invoke -fn $(FN) -event $(EVENT)
+
+sim: ## one randomized orchestrator scenario: make sim SEED=3 OPS=2000
+	$(GO) run ./tests/sim -seed $(SEED) -ops $(OPS)
 
 demo: ## replay the bundled capture into the in-process Kafka broker and print what came out
 	$(GO) run ./sniffer -pcap $(DEMO_PCAP) -kafka embedded -admin-addr '' -health-addr '' -log-level warn
@@ -44,9 +61,12 @@ fuzz: ## run every fuzz target for FUZZTIME (default 5s)
 	done
 
 e2e: deps ## end-to-end tests in network namespaces with a real Kafka broker, and the tshark oracle (root)
-	$(GO) test -count=1 -timeout 20m -v ./tests/... 2>&1 | tee /tmp/apitap-e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
+	$(GO) test -count=1 -timeout 20m -v ./tests/e2e/... ./tests/oracle/... ./tests/kafkatest/... 2>&1 | tee /tmp/apitap-e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
 
-test: vet unit fuzz e2e ## every test: what CI runs
+scenario: ## orchestrator scenarios and the 10,000-target scale test against the simulated AWS account
+	$(GO) test -count=1 -timeout 20m -v ./tests/sim/... ./tests/invoke/... 2>&1 | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
+
+test: vet unit fuzz e2e scenario build-functions ## every test: what CI runs
 
 bench: ## benchmarks (decode, reassembly, HTTP parsing, record encoding) with allocations
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 5 ./internal/...
