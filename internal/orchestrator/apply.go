@@ -69,11 +69,12 @@ func (o *Orchestrator) createOnce(ctx context.Context, r *run, c mirror.Create, 
 		r.fail(fmt.Errorf("creating mirror session for %s: %w", s.ENI, err))
 		return false
 	}
+	created := o.clock.Now().UTC().Format(time.RFC3339)
 	tags := []ec2types.Tag{
 		{Key: aws.String(mirror.TagStack), Value: aws.String(o.cfg.Mirror.StackName)},
 		{Key: aws.String(mirror.TagLB), Value: aws.String(s.LB)},
 		{Key: aws.String(mirror.TagVNI), Value: aws.String(vniTag(s.VNI))},
-		{Key: aws.String(tagCreated), Value: aws.String(o.clock.Now().UTC().Format(time.RFC3339))},
+		{Key: aws.String(tagCreated), Value: aws.String(created)},
 	}
 	if s.InstanceID != "" {
 		tags = append(tags, ec2types.Tag{Key: aws.String(tagInstance), Value: aws.String(s.InstanceID)})
@@ -90,7 +91,10 @@ func (o *Orchestrator) createOnce(ctx context.Context, r *run, c mirror.Create, 
 		Description:           aws.String(fmt.Sprintf("apitap %s: %s", o.cfg.Mirror.StackName, s.LB)),
 		TagSpecifications:     []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeTrafficMirrorSession, Tags: tags}},
 	})
-	replayedDeleted := err == nil && o.wasDeleted(createdID(out))
+	// A replayed create answers with the session of the earlier create:
+	// one this process deleted, or one created at another time (its
+	// creation tag says when) that may be gone.
+	replayedDeleted := err == nil && (o.wasDeleted(createdID(out)) || replayedEarlier(out, created))
 	if !retoken && (replayedDeleted || awserr.IsIdempotentMismatch(err)) {
 		// The token was used before for another create (tags differ), or
 		// EC2 replayed an earlier create of a session deleted since:
@@ -239,4 +243,18 @@ func createdID(out *ec2.CreateTrafficMirrorSessionOutput) string {
 		return ""
 	}
 	return aws.ToString(out.TrafficMirrorSession.TrafficMirrorSessionId)
+}
+
+// replayedEarlier reports an answer whose session carries another creation
+// time than the one just sent: EC2 replayed an earlier create.
+func replayedEarlier(out *ec2.CreateTrafficMirrorSessionOutput, created string) bool {
+	if out == nil || out.TrafficMirrorSession == nil {
+		return false
+	}
+	for _, t := range out.TrafficMirrorSession.Tags {
+		if aws.ToString(t.Key) == tagCreated {
+			return aws.ToString(t.Value) != created
+		}
+	}
+	return false
 }

@@ -3,6 +3,7 @@ package orchestrator
 import (
 	"context"
 	"fmt"
+	"net"
 	"slices"
 	"sort"
 	"time"
@@ -264,12 +265,23 @@ func (o *Orchestrator) groupTargets(ctx context.Context, r *run, sel string, tg 
 		return nil, nil
 	}
 	if len(only) > 0 && tg.TargetType != elbv2types.TargetTypeEnumAlb {
+		// Ask only for ids of this group's kind: an instance id in an ip
+		// group (or the reverse) fails the whole call.
 		for _, id := range only {
-			in.Targets = append(in.Targets, elbv2types.TargetDescription{Id: aws.String(id)})
+			if isIP := net.ParseIP(id) != nil; isIP == (tg.TargetType == elbv2types.TargetTypeEnumIp) {
+				in.Targets = append(in.Targets, elbv2types.TargetDescription{Id: aws.String(id)})
+			}
+		}
+		if len(in.Targets) == 0 {
+			return nil, nil
 		}
 	}
 	r.APICalls++
 	health, err := o.c.ELBv2.DescribeTargetHealth(ctx, in)
+	if len(in.Targets) > 0 && awserr.Code(err) == "InvalidTarget" {
+		// An instance outside the group's VPC cannot be its target.
+		return nil, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("describing targets of %s: %w", tgARN, err)
 	}

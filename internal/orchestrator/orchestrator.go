@@ -261,22 +261,31 @@ func (o *Orchestrator) RemoveInstances(ctx context.Context, ids []string, deadli
 }
 
 // Teardown deletes every session this stack owns, so that the mirror
-// target can be deleted with the stack. It repeats until none is listed,
-// since a handler may create one while it runs.
+// target can be deleted with the stack. A session created moments ago may
+// not be listed yet, and a handler may still create one while it runs: it
+// keeps listing until several listings, a few seconds apart, find none.
 func (o *Orchestrator) Teardown(ctx context.Context, deadline time.Time) *Result {
 	r := o.newRun(deadline)
-	for round := 0; r.timeLeft(); round++ {
+	const quietListings = 6
+	quiet := 0
+	for round := 0; r.timeLeft() && quiet < quietListings; round++ {
+		if round > 0 {
+			if err := o.clock.Sleep(ctx, teardownSettle); err != nil {
+				r.fail(err)
+				break
+			}
+		}
 		ss, err := o.sessionsWhere(ctx, r, "owned by the stack", filter("tag:"+mirror.TagStack, o.cfg.Mirror.StackName))
 		if err != nil {
 			r.fail(err)
 			break
 		}
-		if round == 0 {
-			r.Actual = len(ss)
-		}
 		if len(ss) == 0 {
-			break
+			quiet++
+			continue
 		}
+		quiet = 0
+		r.Actual += len(ss)
 		for _, s := range ss {
 			if !r.timeLeft() {
 				r.Left++
@@ -284,18 +293,14 @@ func (o *Orchestrator) Teardown(ctx context.Context, deadline time.Time) *Result
 			}
 			o.delete(ctx, r, mirror.Delete{Session: s, Reason: "stack deleted"})
 		}
-		if round > 0 {
-			// What is still listed may be a Describe lagging behind our
-			// deletes: give it a moment.
-			if err := o.clock.Sleep(ctx, 2*time.Second); err != nil {
-				r.fail(err)
-				break
-			}
-		}
 	}
 	o.logResult("teardown", r)
 	return &r.Result
 }
+
+// teardownSettle is the pause between the teardown's listings: longer
+// than Describe usually lags behind a create or delete.
+const teardownSettle = 10 * time.Second
 
 // scoped plans for the given targets only: the ENIs they resolve to, the
 // ENIs of our sessions for the given instances, and the extra ENIs. When
