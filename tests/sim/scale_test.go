@@ -42,7 +42,7 @@ func TestScale(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			w.insts[id] = &instInfo{id: id, eni: eni, typ: "m5.large", state: awssim.StateRunning}
+			w.insts[id] = &instInfo{id: id, eni: eni, typ: "m5.large", state: awssim.StateRunning, vpc: w.vpc}
 			ids = append(ids, id)
 			g.targets[id] = true
 		}
@@ -117,7 +117,7 @@ func TestScale(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.insts[id] = &instInfo{id: id, eni: eni, typ: "m5.large", state: awssim.StateRunning}
+	w.insts[id] = &instInfo{id: id, eni: eni, typ: "m5.large", state: awssim.StateRunning, vpc: w.vpc}
 	if err := w.acct.Register(tgs[17].arn, id); err != nil {
 		t.Fatal(err)
 	}

@@ -172,7 +172,7 @@ func (s *scenario) op() {
 		if err != nil {
 			return
 		}
-		w.insts[id] = &instInfo{id: id, eni: eni, typ: typ, state: awssim.StateRunning}
+		w.insts[id] = &instInfo{id: id, eni: eni, typ: typ, state: awssim.StateRunning, vpc: lb.vpc}
 		s.send("instance-events", stateEvent(id, "pending"))
 		s.send("instance-events", stateEvent(id, "running"))
 		s.register(lb, id)

@@ -54,7 +54,7 @@ type tgInfo struct {
 }
 
 type instInfo struct {
-	id, eni, typ, state string
+	id, eni, typ, state, vpc string
 }
 
 // world is a simulated account with the driver's model of it.
@@ -259,8 +259,10 @@ func (w *world) expected() (want, maybe map[string]uint32) {
 			}
 		}
 		if lb.classic {
+			// The Classic API lets an instance of another VPC be listed;
+			// it cannot be mirrored to this VPC's target.
 			for _, id := range lb.instances {
-				if in := w.insts[id]; in != nil && in.state == awssim.StateRunning {
+				if in := w.insts[id]; in != nil && in.state == awssim.StateRunning && in.vpc == w.vpc {
 					add(in.eni)
 				}
 			}
