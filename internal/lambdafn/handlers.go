@@ -138,7 +138,11 @@ func (f *Function) InstanceEvents(ctx context.Context, raw json.RawMessage) erro
 			for i, t := range req.Targets {
 				ids[i] = t.ID
 			}
-			res = f.O.ReconcileTargets(ctx, req.TargetGroupArn, ids, dl)
+			if call.EventName == events.EventDeregisterTargets {
+				res = f.O.ReconcileDeregistered(ctx, req.TargetGroupArn, ids, dl)
+			} else {
+				res = f.O.ReconcileTargets(ctx, req.TargetGroupArn, ids, dl)
+			}
 		case events.EventRegisterInstancesClassic, events.EventDeregisterInstancesClassic:
 			req, err := call.ClassicInstances()
 			if err != nil {
@@ -170,20 +174,24 @@ func (f *Function) StackEvents(ctx context.Context, raw json.RawMessage) error {
 	}
 	if e.Kind() != events.StackStatus {
 		f.Log.Info("event not handled by this function", "kind", e.Kind().String(), "detail_type", e.DetailType)
+		f.report(e.Kind().String(), nil, start)
 		return nil
 	}
 	d, err := e.StackStatusChange()
 	if err != nil {
 		return err
 	}
+	trigger := "stack " + d.Status
 	if d.StackName() != f.StackName {
 		f.Log.Info("status of another stack ignored", "stack", d.StackName())
+		f.report("stack "+d.StackName()+" "+d.Status, nil, start)
 		return nil
 	}
-	trigger := "stack " + d.Status
+	var res *orchestrator.Result
+	defer func() { f.report(trigger, res, start) }()
 	switch d.Status {
 	case "CREATE_COMPLETE", "UPDATE_COMPLETE":
-		f.report(trigger, f.O.Reconcile(ctx, f.deadline(ctx)), start)
+		res = f.O.Reconcile(ctx, f.deadline(ctx))
 	case "CREATE_FAILED", "UPDATE_FAILED", "DELETE_FAILED", "ROLLBACK_IN_PROGRESS", "ROLLBACK_COMPLETE",
 		"UPDATE_ROLLBACK_IN_PROGRESS", "UPDATE_ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "UPDATE_ROLLBACK_FAILED":
 		f.Log.Error("stack operation failed", "stack", f.StackName, "status", d.Status, "reason", d.StatusReason)
@@ -236,12 +244,17 @@ func (f *Function) Teardown(ctx context.Context, raw json.RawMessage) error {
 	if resp.PhysicalResourceID == "" {
 		resp.PhysicalResourceID = f.StackName + "-teardown"
 	}
+	var res *orchestrator.Result
 	if req.RequestType == events.RequestDelete {
-		// Answer a little before Lambda's own deadline.
-		ctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		res := f.O.Teardown(ctx, f.deadline(ctx))
-		f.report("teardown "+req.RequestType, res, start)
+		// Stop working well before Lambda's deadline, so that the answer
+		// always goes out: without it CloudFormation waits an hour.
+		work := ctx
+		if d, ok := ctx.Deadline(); ok {
+			var cancel context.CancelFunc
+			work, cancel = context.WithDeadline(ctx, d.Add(-answerTime))
+			defer cancel()
+		}
+		res = f.O.Teardown(work, f.deadline(work))
 		if res.Left > 0 || len(res.Errors) > 0 {
 			resp.Status = "FAILED"
 			resp.Reason = fmt.Sprintf("removing %d mirror sessions of stack %s: %d left, %d errors: %v (see the function's log)",
@@ -252,8 +265,15 @@ func (f *Function) Teardown(ctx context.Context, raw json.RawMessage) error {
 		}
 		resp.Data = map[string]any{"Deleted": res.Deleted}
 	}
-	return f.respond(ctx, req.ResponseURL, resp)
+	f.report("teardown "+req.RequestType, res, start)
+	// The answer has its own time: the invocation's context may be spent.
+	answer, cancel := context.WithTimeout(context.Background(), answerTime)
+	defer cancel()
+	return f.respond(answer, req.ResponseURL, resp)
 }
+
+// answerTime is kept for answering CloudFormation.
+const answerTime = 15 * time.Second
 
 // respond PUTs the custom resource response to the presigned URL.
 func (f *Function) respond(ctx context.Context, url string, resp cfnResponse) error {

@@ -23,7 +23,7 @@ type Handler func(f *Function, ctx context.Context, raw json.RawMessage) error
 func Main(name string, h Handler) {
 	event := flag.String("event", "", "handle this event file once, locally, instead of starting the Lambda runtime")
 	flag.Parse()
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("function", name)
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	ctx := context.Background()
 	cfg, err := ConfigFromEnv(os.Getenv)
 	if err != nil {

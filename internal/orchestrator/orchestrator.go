@@ -188,26 +188,10 @@ func (o *Orchestrator) ReconcileTargets(ctx context.Context, targetGroupARN stri
 		r.fail(err)
 		return &r.Result
 	}
-	// A deregistered ip target is no longer listed: find its ENI by
-	// address so that our session on it is looked at.
-	var ips, instanceIDs []string
-	for _, id := range targetIDs {
-		if net.ParseIP(id) != nil {
-			ips = append(ips, id)
-		} else {
-			instanceIDs = append(instanceIDs, id)
-		}
-	}
-	var extra []string
-	if len(ips) > 0 {
-		byIP, err := o.enisByIP(ctx, r, ips)
-		if err != nil {
-			r.fail(err)
-			return &r.Result
-		}
-		for _, e := range byIP {
-			extra = append(extra, e.ID)
-		}
+	instanceIDs, extra, err := o.splitTargets(ctx, r, targetIDs)
+	if err != nil {
+		r.fail(err)
+		return &r.Result
 	}
 	inScope := map[string]bool{}
 	for _, lb := range scope {
@@ -216,6 +200,55 @@ func (o *Orchestrator) ReconcileTargets(ctx context.Context, targetGroupARN stri
 	o.scoped(ctx, r, lbs, ts, instanceIDs, extra, inScope)
 	o.logResult("reconcile targets", r)
 	return &r.Result
+}
+
+// ReconcileDeregistered handles a target deregistration (CloudTrail
+// DeregisterTargets): the targets named may still be targets of another
+// selected load balancer, so every selected load balancer is asked about
+// them (deregistrations are not on the launch path, where calls count).
+func (o *Orchestrator) ReconcileDeregistered(ctx context.Context, targetGroupARN string, targetIDs []string, deadline time.Time) *Result {
+	r := o.newRun(deadline)
+	lbs, err := o.selection(ctx, r)
+	if err != nil {
+		r.fail(err)
+		return &r.Result
+	}
+	ts, err := o.targetsOf(ctx, r, lbs, targetIDs)
+	if err != nil {
+		r.fail(err)
+		return &r.Result
+	}
+	instanceIDs, extra, err := o.splitTargets(ctx, r, targetIDs)
+	if err != nil {
+		r.fail(err)
+		return &r.Result
+	}
+	o.scoped(ctx, r, lbs, ts, instanceIDs, extra, nil)
+	o.logResult("reconcile deregistered targets", r)
+	return &r.Result
+}
+
+// splitTargets separates instance ids from ip targets, whose ENIs it
+// looks up: a deregistered ip target is no longer listed anywhere.
+func (o *Orchestrator) splitTargets(ctx context.Context, r *run, targetIDs []string) (instanceIDs, enis []string, err error) {
+	var ips []string
+	for _, id := range targetIDs {
+		if net.ParseIP(id) != nil {
+			ips = append(ips, id)
+		} else {
+			instanceIDs = append(instanceIDs, id)
+		}
+	}
+	if len(ips) > 0 {
+		byIP, err := o.enisByIP(ctx, r, ips)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, e := range byIP {
+			enis = append(enis, e.ID)
+		}
+	}
+	return instanceIDs, enis, nil
 }
 
 // ReconcileClassic handles a Classic registration or deregistration.
@@ -267,7 +300,8 @@ func (o *Orchestrator) RemoveInstances(ctx context.Context, ids []string, deadli
 func (o *Orchestrator) Teardown(ctx context.Context, deadline time.Time) *Result {
 	r := o.newRun(deadline)
 	const quietListings = 6
-	quiet := 0
+	quiet, listed := 0, false
+	seen := map[string]bool{}
 	for round := 0; r.timeLeft() && quiet < quietListings; round++ {
 		if round > 0 {
 			if err := o.clock.Sleep(ctx, teardownSettle); err != nil {
@@ -280,12 +314,18 @@ func (o *Orchestrator) Teardown(ctx context.Context, deadline time.Time) *Result
 			r.fail(err)
 			break
 		}
+		listed = true
 		if len(ss) == 0 {
 			quiet++
 			continue
 		}
 		quiet = 0
-		r.Actual += len(ss)
+		for _, s := range ss {
+			if !seen[s.ID] {
+				seen[s.ID] = true
+				r.Actual++
+			}
+		}
 		for _, s := range ss {
 			if !r.timeLeft() {
 				r.Left++
@@ -293,6 +333,9 @@ func (o *Orchestrator) Teardown(ctx context.Context, deadline time.Time) *Result
 			}
 			o.delete(ctx, r, mirror.Delete{Session: s, Reason: "stack deleted"})
 		}
+	}
+	if !listed && len(r.Errors) == 0 {
+		r.fail(errors.New("no time left to list the stack's mirror sessions"))
 	}
 	o.logResult("teardown", r)
 	return &r.Result
@@ -316,7 +359,19 @@ func (o *Orchestrator) scoped(ctx context.Context, r *run, lbs []loadBalancer, t
 	// Our sessions for these instances may have to go (deregistered,
 	// stopped): find them by tag.
 	enis := append(enisOf(desired), extra...)
-	for _, chunk := range chunks(dedupe(instanceIDs), 200) {
+	// The ENIs of desired instances are known; the others' (stopped,
+	// deregistered) are found through our sessions' instance tag.
+	mirrored := map[string]bool{}
+	for _, s := range desired {
+		mirrored[s.InstanceID] = true
+	}
+	var unknown []string
+	for _, id := range instanceIDs {
+		if !mirrored[id] {
+			unknown = append(unknown, id)
+		}
+	}
+	for _, chunk := range chunks(dedupe(unknown), 200) {
 		ss, err := o.sessionsWhere(ctx, r, "of the instances concerned", filter("tag:"+mirror.TagStack, o.cfg.Mirror.StackName), filter("tag:"+tagInstance, chunk...))
 		if err != nil {
 			r.fail(err)
