@@ -75,6 +75,17 @@ func (c *ManualClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
+// Sleep advances the clock by d at once, unless ctx is done: code under
+// test that waits (rate limiters, backoff) runs hours of simulated time in
+// moments. With it a ManualClock serves as the orchestrator's clock too.
+func (c *ManualClock) Sleep(ctx context.Context, d time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.Advance(d)
+	return nil
+}
+
 // Set moves the clock to t.
 func (c *ManualClock) Set(t time.Time) {
 	c.mu.Lock()

@@ -25,25 +25,13 @@ const stack = "apitap-test"
 // apitap:created tag (RFC 3339, seconds) unchanged.
 var start = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 
-// simClock is simulated time shared by the account and the orchestrator:
-// a sleep (rate limiter, teardown) advances it at once.
-type simClock struct{ *awssim.ManualClock }
-
-func (c simClock) Sleep(ctx context.Context, d time.Duration) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	c.Advance(d)
-	return nil
-}
-
 // world is a simulated account with one VPC holding the stack's mirror
 // target and filter, and another VPC whose load balancers are not
 // selectable.
 type world struct {
 	t      *testing.T
 	acct   *awssim.Account
-	clock  simClock
+	clock  *awssim.ManualClock
 	ec2    *ec2.Client
 	vpc    string
 	other  string
@@ -57,7 +45,7 @@ func newWorld(t *testing.T, opts awssim.Options) *world {
 	opts.Clock = mc
 	a := awssim.New(opts)
 	t.Cleanup(a.Close)
-	w := &world{t: t, acct: a, clock: simClock{mc}, vpc: a.AddVPC(), other: a.AddVPC()}
+	w := &world{t: t, acct: a, clock: mc, vpc: a.AddVPC(), other: a.AddVPC()}
 	w.ec2 = ec2.NewFromConfig(w.awsConfig())
 	nlb := w.lb("network", "apitap-mirror", nil)
 	var err error

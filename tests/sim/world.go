@@ -24,19 +24,6 @@ import (
 
 const stackName = "apitap"
 
-// simClock is the simulated time shared by the account and the
-// orchestrators: sleeping (rate limiter, backoff) advances it at once, so
-// hours of rate-limited work take seconds.
-type simClock struct{ *awssim.ManualClock }
-
-func (c simClock) Sleep(ctx context.Context, d time.Duration) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	c.Advance(d)
-	return nil
-}
-
 // lbInfo is the driver's own model of a load balancer: the expected state
 // is computed from it, independently of the code under test.
 type lbInfo struct {
@@ -61,7 +48,7 @@ type instInfo struct {
 type world struct {
 	rng      *rand.Rand
 	acct     *awssim.Account
-	clock    simClock
+	clock    *awssim.ManualClock
 	vpc      string
 	other    string // another VPC: its load balancers are not selectable
 	target   string
@@ -83,7 +70,7 @@ func build(seed uint64, nLB int, logw io.Writer) (*world, error) {
 	mc := awssim.NewManualClock(time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC))
 	w := &world{
 		rng:      rand.New(rand.NewPCG(seed, seed*7+1)),
-		clock:    simClock{mc},
+		clock:    mc,
 		insts:    map[string]*instInfo{},
 		ipENI:    map[string]string{},
 		foreign:  map[string]bool{},

@@ -57,19 +57,6 @@ func SampleInstance(n int) string { return fmt.Sprintf("i-0abc%013d", n) }
 // (1…6), or an ip target's ENI (11 holds 10.0.1.25, 12 holds 10.0.2.47).
 func SampleENI(n int) string { return fmt.Sprintf("eni-0abc%013d", n) }
 
-// Clock is the simulated time shared by the account and the functions:
-// sleeping (rate limiter, retries) advances it at once.
-type Clock struct{ *awssim.ManualClock }
-
-// Sleep advances the clock by d unless ctx is done.
-func (c Clock) Sleep(ctx context.Context, d time.Duration) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	c.Advance(d)
-	return nil
-}
-
 // Pair is one sample id and the id the simulated account gave it.
 type Pair struct {
 	Sample, World string
@@ -79,7 +66,7 @@ type Pair struct {
 // World is the simulated account of the samples.
 type World struct {
 	Acct  *awssim.Account
-	Clock Clock
+	Clock *awssim.ManualClock
 
 	VPC, MirrorNLB, Target, Filter string
 	// ALB, NLB and Classic are the ARNs of web-alb, api-nlb and legacy-clb
@@ -111,7 +98,7 @@ var Start = time.Date(2026, 3, 14, 8, 40, 0, 0, time.UTC)
 func New() (*World, error) {
 	mc := awssim.NewManualClock(Start)
 	a := awssim.New(awssim.Options{Seed: 1, Clock: mc})
-	w := &World{Acct: a, Clock: Clock{mc}, toWorld: map[string]string{}, toSamp: map[string]string{}, lbNames: map[string]string{}}
+	w := &World{Acct: a, Clock: mc, toWorld: map[string]string{}, toSamp: map[string]string{}, lbNames: map[string]string{}}
 	if err := w.build(); err != nil {
 		a.Close()
 		return nil, err
