@@ -21,6 +21,7 @@ type options struct {
 	pcap          string
 	kafka         string // "embedded", "none" or a broker list
 	embeddedAddr  string
+	mskIAM        bool // -kafka-sasl AWS_MSK_IAM: signed with the AWS credentials of the host
 	embeddedBytes int64
 	out           string
 	healthAddr    string
@@ -160,7 +161,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.StringVar(&o.kafkaCfg.TLSCertFile, "kafka-tls-cert", "", "PEM client certificate for mutual TLS")
 	fs.StringVar(&o.kafkaCfg.TLSKeyFile, "kafka-tls-key", "", "PEM key of -kafka-tls-cert")
 	fs.BoolVar(&o.kafkaCfg.TLSInsecureSkipVerify, "kafka-tls-insecure", false, "do not verify the broker's certificate (tests only)")
-	fs.StringVar(&o.kafkaCfg.SASLMechanism, "kafka-sasl", "", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+	fs.StringVar(&o.kafkaCfg.SASLMechanism, "kafka-sasl", "", "SASL mechanism: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or AWS_MSK_IAM (Amazon MSK IAM with the instance role; needs -kafka-tls)")
 	fs.StringVar(&o.kafkaCfg.SASLUsername, "kafka-username", "", "SASL user name")
 	fs.StringVar(&o.kafkaCfg.SASLPassword, "kafka-password", "", "SASL password (prefer the environment variable SNIFFER_KAFKA_PASSWORD)")
 
@@ -257,6 +258,13 @@ func (o *options) validate() error {
 		}
 		if len(o.brokers()) == 0 {
 			errs = append(errs, errors.New("-kafka: no brokers given"))
+		}
+	}
+	if strings.EqualFold(o.kafkaCfg.SASLMechanism, "AWS_MSK_IAM") {
+		o.mskIAM = true
+		o.kafkaCfg.SASLMechanism = "" // the sink takes the mechanism itself (newSniffer)
+		if !o.kafkaCfg.TLS {
+			errs = append(errs, errors.New("-kafka-sasl AWS_MSK_IAM needs -kafka-tls (MSK serves IAM on its TLS port 9098)"))
 		}
 	}
 	if o.shutdown <= 0 {

@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -116,5 +119,31 @@ func TestREADMEDocumentsEveryFlag(t *testing.T) {
 		if !strings.Contains(string(readme), "`"+name+"`") || !strings.Contains(string(readme), envName(name[1:])) {
 			t.Errorf("README does not document %s (%s)", name, envName(name[1:]))
 		}
+	}
+}
+
+// MSK IAM: the mechanism is built from the host's AWS configuration, and
+// only over TLS.
+func TestMSKIAM(t *testing.T) {
+	if _, err := parseFlags([]string{"-kafka", "b:9098", "-kafka-sasl", "AWS_MSK_IAM"}, env(nil), &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "needs -kafka-tls") {
+		t.Errorf("MSK IAM without TLS: %v", err)
+	}
+	o, err := parseFlags([]string{"-kafka", "127.0.0.1:1", "-kafka-tls", "-kafka-sasl", "aws_msk_iam", "-admin-addr", "", "-health-addr", ""}, env(nil), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_REGION", "eu-west-1")
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "not-a-secret")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+	s, err := newSniffer(context.Background(), o, slog.New(slog.DiscardHandler), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.closeOutputs(context.Background())
+	if m := o.kafkaCfg.Mechanism; m == nil || m.Name() != "AWS_MSK_IAM" {
+		t.Errorf("mechanism %v", m)
 	}
 }

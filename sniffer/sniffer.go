@@ -12,6 +12,9 @@ import (
 	"sync"
 	"time"
 
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/segmentio/kafka-go/sasl/aws_msk_iam_v2"
+
 	"github.com/apitap/apitap/internal/capture"
 	"github.com/apitap/apitap/internal/embedded"
 	"github.com/apitap/apitap/internal/flow"
@@ -72,6 +75,15 @@ func newSniffer(ctx context.Context, o *options, log *slog.Logger, stdout io.Wri
 		o.kafkaCfg.Brokers = []string{s.broker.Addr()}
 	default:
 		o.kafkaCfg.Brokers = o.brokers()
+	}
+	if o.mskIAM {
+		// MSK IAM signs each connection with the host's AWS credentials
+		// (the instance role on EC2).
+		awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("loading AWS credentials for MSK IAM: %w", err)
+		}
+		o.kafkaCfg.Mechanism = aws_msk_iam_v2.NewMechanism(awsCfg)
 	}
 	if len(o.kafkaCfg.Brokers) > 0 {
 		o.kafkaCfg.Logger = log
