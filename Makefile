@@ -11,7 +11,7 @@ FUZZ_TARGETS := \
 	./internal/decode:FuzzFrame \
 	./internal/http1:FuzzConn
 
-.PHONY: help build build-sniffer-arm64 build-functions demo test deps unit fuzz e2e scenario bench vet clean invoke sim
+.PHONY: help build build-sniffer-arm64 build-functions demo test deps unit fuzz e2e scenario bench vet clean invoke sim infra-deps synth policy infra-test
 
 FUNCTIONS := instance-events stack-events reconcile teardown
 FN ?= instance-events
@@ -66,7 +66,19 @@ e2e: deps ## end-to-end tests in network namespaces with a real Kafka broker, an
 scenario: ## orchestrator scenarios and the 10,000-target scale test against the simulated AWS account
 	$(GO) test -count=1 -timeout 20m -v ./tests/sim/... ./tests/invoke/... 2>&1 | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
 
-test: vet unit fuzz e2e scenario build-functions ## every test: what CI runs
+infra-deps: ## install the CDK command line (node_modules/) and cfn-lint + checkov (~/.cache/apitap/py)
+	bash scripts/infra-deps.sh
+
+synth: build-functions build-sniffer-arm64 infra-deps ## synthesize the stack into cdk.out/ (offline, no AWS credentials; configuration in cdk.json "context")
+	CDK_DISABLE_CLI_TELEMETRY=true npx --no-install cdk synth --no-notices --quiet
+
+policy: build-functions build-sniffer-arm64 ## print the IAM policy for deploying and destroying the stack; IAM-sized parts go to cdk.out/policy/
+	@$(GO) run ./infra/cmd/policy -out cdk.out/policy
+
+infra-test: build-functions build-sniffer-arm64 infra-deps ## CDK assertions, cdk-nag, cfn-lint, checkov, deploy policy and real `cdk synth`
+	$(GO) test -count=1 -timeout 15m -v ./infra/... 2>&1 | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
+
+test: vet unit fuzz e2e scenario infra-test ## every test: what CI runs
 
 bench: ## benchmarks (decode, reassembly, HTTP parsing, record encoding) with allocations
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 5 ./internal/...

@@ -1,0 +1,156 @@
+package stack
+
+import (
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambdadestinations"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// FunctionSpec is how one function is deployed.
+type FunctionSpec struct {
+	Key         string // its folder under functions/
+	ID          string // construct id
+	Description string
+	Timeout     int // seconds
+	// Reserved concurrency, 0 for none. The reconcile runs one at a time:
+	// two full passes at once would plan against each other's writes.
+	Reserved int
+	// Creates is whether it creates sessions (the teardown only deletes).
+	Creates bool
+}
+
+// FunctionSpecs are the four functions (README "The orchestrator").
+var FunctionSpecs = []FunctionSpec{
+	{Key: "instance-events", ID: "InstanceEvents", Timeout: 120, Creates: true,
+		Description: "apitap: mirror or unmirror an instance or target on EC2, Auto Scaling and target registration events"},
+	{Key: "stack-events", ID: "StackEvents", Timeout: 300, Creates: true,
+		Description: "apitap: full reconcile when the stack is created or updated"},
+	{Key: "reconcile", ID: "Reconcile", Timeout: 300, Reserved: 1, Creates: true,
+		Description: "apitap: scheduled full reconcile of the stack's mirror sessions"},
+	{Key: "teardown", ID: "Teardown", Timeout: 900,
+		Description: "apitap: custom resource deleting the stack's mirror sessions before the mirror target"},
+}
+
+const (
+	FunctionMemoryMB = 256
+	AsyncRetries     = 2
+	MaxEventAgeHours = 1
+)
+
+type function struct {
+	spec FunctionSpec
+	fn   awslambda.Function
+	role awsiam.Role
+	logs awslogs.LogGroup
+}
+
+type functions map[string]*function
+
+func (s *Stack) functions(m mirror, n notifications, assets Assets) functions {
+	cfg, st := s.Config, s.Stack
+	env := map[string]*string{
+		"APITAP_STACK_NAME":       jsii.String(cfg.StackName),
+		"APITAP_MIRROR_TARGET_ID": m.target.Ref(),
+		"APITAP_MIRROR_FILTER_ID": m.filter.Ref(),
+		"APITAP_VPC_ID":           jsii.String(cfg.VPCID),
+		"APITAP_LB_ARNS":          jsii.String(strings.Join(cfg.LoadBalancerARNs, ",")),
+		"APITAP_LB_TAGS":          jsii.String(joinTags(cfg.LoadBalancerTags)),
+		"APITAP_SESSION_NUMBER":   jsii.String(fmt.Sprint(cfg.SessionNumber)),
+		"APITAP_CONFLICT_POLICY":  jsii.String(cfg.ConflictPolicy),
+		"APITAP_ACCOUNT_ID":       awscdk.Aws_ACCOUNT_ID(),
+	}
+	out := functions{}
+	for _, spec := range FunctionSpecs {
+		name := s.Names.Functions[spec.Key]
+		logs := awslogs.NewLogGroup(st, jsii.String(spec.ID+"Logs"), &awslogs.LogGroupProps{
+			LogGroupName:  jsii.String(s.Names.LogGroups[spec.Key]),
+			Retention:     awslogs.RetentionDays(retentionDays[cfg.LogRetentionDays]),
+			RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
+		})
+		role := awsiam.NewRole(st, jsii.String(spec.ID+"Role"), &awsiam.RoleProps{
+			AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
+			Path:        jsii.String(s.Names.RolePath),
+			Description: jsii.String("apitap function " + name),
+		})
+		s.grantFunction(role, logs, m, spec)
+		props := &awslambda.FunctionProps{
+			FunctionName:  jsii.String(name),
+			Description:   jsii.String(spec.Description),
+			Runtime:       awslambda.Runtime_PROVIDED_AL2023(),
+			Architecture:  awslambda.Architecture_ARM_64(),
+			Handler:       jsii.String("bootstrap"),
+			Code:          awslambda.Code_FromAsset(jsii.String(filepath.Join(assets.FunctionsDir, spec.Key)), nil),
+			Role:          role,
+			LogGroup:      logs,
+			Timeout:       awscdk.Duration_Seconds(jsii.Number(float64(spec.Timeout))),
+			MemorySize:    jsii.Number(FunctionMemoryMB),
+			Environment:   &env,
+			OnFailure:     awslambdadestinations.NewSqsDestination(n.failed),
+			RetryAttempts: jsii.Number(AsyncRetries),
+			MaxEventAge:   awscdk.Duration_Hours(jsii.Number(MaxEventAgeHours)),
+		}
+		if spec.Reserved > 0 {
+			props.ReservedConcurrentExecutions = jsii.Number(float64(spec.Reserved))
+		}
+		fn := awslambda.NewFunction(st, jsii.String(spec.ID+"Function"), props)
+		out[spec.Key] = &function{spec: spec, fn: fn, role: role, logs: logs}
+	}
+	return out
+}
+
+// grantFunction gives a function's role what its handler calls, and
+// nothing else: reads are account-wide (EC2 and ELB describes have no
+// resource-level permissions); session creation is limited to this
+// stack's target and filter and to sessions tagged with this stack; only
+// sessions tagged with this stack can be deleted.
+func (s *Stack) grantFunction(role awsiam.Role, logs awslogs.LogGroup, m mirror, spec FunctionSpec) {
+	cfg := s.Config
+	arn := func(resource string) string {
+		return fmt.Sprintf("arn:%s:ec2:%s:%s:%s", cfg.Partition(), cfg.Region, cfg.Account, resource)
+	}
+	add := func(sid string, actions []string, resources []string, cond map[string]any) {
+		p := &awsiam.PolicyStatementProps{Sid: jsii.String(sid), Actions: jsii.Strings(actions...), Resources: jsii.Strings(resources...)}
+		if cond != nil {
+			p.Conditions = &cond
+		}
+		role.AddToPolicy(awsiam.NewPolicyStatement(p))
+	}
+	add("WriteLogs", []string{"logs:CreateLogStream", "logs:PutLogEvents"}, []string{*logs.LogGroupArn()}, nil)
+	if spec.Creates {
+		add("DescribeMirrorSources", []string{"ec2:DescribeInstances", "ec2:DescribeNetworkInterfaces", "ec2:DescribeTrafficMirrorSessions"}, []string{"*"}, nil)
+		add("DescribeLoadBalancers", []string{
+			"elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeTargetGroups",
+			"elasticloadbalancing:DescribeTargetHealth", "elasticloadbalancing:DescribeTags",
+		}, []string{"*"}, nil)
+		add("CreateSessionsFromEnis", []string{"ec2:CreateTrafficMirrorSession"}, []string{
+			arn("network-interface/*"),
+			arn("traffic-mirror-target/" + *m.target.Ref()),
+			arn("traffic-mirror-filter/" + *m.filter.Ref()),
+		}, nil)
+		add("CreateOwnSessions", []string{"ec2:CreateTrafficMirrorSession"}, []string{arn("traffic-mirror-session/*")},
+			map[string]any{"StringEquals": map[string]any{"aws:RequestTag/" + TagStack: cfg.StackName}})
+		add("TagSessionsAtCreation", []string{"ec2:CreateTags"}, []string{arn("traffic-mirror-session/*")},
+			map[string]any{"StringEquals": map[string]any{"ec2:CreateAction": "CreateTrafficMirrorSession"}})
+	} else {
+		add("DescribeSessions", []string{"ec2:DescribeTrafficMirrorSessions"}, []string{"*"}, nil)
+	}
+	add("DeleteOwnSessions", []string{"ec2:DeleteTrafficMirrorSession"}, []string{arn("traffic-mirror-session/*")},
+		map[string]any{"StringEquals": map[string]any{"aws:ResourceTag/" + TagStack: cfg.StackName}})
+}
+
+func joinTags(tags map[string]string) string {
+	var kv []string
+	for k, v := range tags {
+		kv = append(kv, k+"="+v)
+	}
+	sort.Strings(kv)
+	return strings.Join(kv, ",")
+}

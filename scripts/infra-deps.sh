@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Installs what the infrastructure tests (infra/...) need, without root:
+#
+#   - the AWS CDK command line (npm package aws-cdk, version pinned in
+#     package-lock.json) into the repository's node_modules/ (git-ignored);
+#   - cfn-lint and checkov (PyPI, pinned below) into a virtual environment
+#     under $APITAP_CACHE/py (default ~/.cache/apitap/py).
+#
+# Safe to run again: each part is skipped when the pinned versions are
+# already installed. Needs node >= 18 with npm, and python3 >= 3.9 with venv.
+#
+# Prints two lines that the tests read:
+#   APITAP_CDK=<path of the cdk command>
+#   APITAP_PY=<bin directory of the venv holding cfn-lint and checkov>
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+cache="${APITAP_CACHE:-$HOME/.cache/apitap}"
+
+CFN_LINT_VERSION=1.58.0
+CHECKOV_VERSION=3.3.30
+
+for cmd in node npm python3; do
+	if ! command -v "$cmd" >/dev/null 2>&1; then
+		echo "infra-deps: $cmd is required (Debian: apt-get install nodejs npm python3 python3-venv)" >&2
+		exit 1
+	fi
+done
+
+# --- the CDK command line --------------------------------------------------
+want_cdk="$(cd "$root" && node -p "require('./package-lock.json').packages['node_modules/aws-cdk'].version")"
+have_cdk=""
+if [[ -f "$root/node_modules/aws-cdk/package.json" ]]; then
+	have_cdk="$(cd "$root" && node -p "require('./node_modules/aws-cdk/package.json').version")"
+fi
+if [[ "$have_cdk" != "$want_cdk" ]]; then
+	echo "infra-deps: installing aws-cdk $want_cdk into node_modules/" >&2
+	(cd "$root" && npm ci --no-audit --no-fund --loglevel=error >&2)
+fi
+# node_modules holds Go template files of `cdk init`: a go.mod of its own
+# keeps it out of this module's ./... patterns.
+printf 'module apitap.invalid/node_modules\n' >"$root/node_modules/go.mod"
+
+cdk="$root/node_modules/.bin/cdk"
+"$cdk" --version >/dev/null
+
+# --- cfn-lint and checkov --------------------------------------------------
+py="$cache/py"
+stamp="cfn-lint==$CFN_LINT_VERSION checkov==$CHECKOV_VERSION $(python3 -c 'import sys; print(sys.version.split()[0])')"
+if [[ ! -f "$py/.complete" || "$(cat "$py/.complete")" != "$stamp" ]]; then
+	echo "infra-deps: installing cfn-lint $CFN_LINT_VERSION and checkov $CHECKOV_VERSION into $py" >&2
+	rm -rf "$py"
+	mkdir -p "$cache"
+	python3 -m venv "$py"
+	"$py/bin/pip" install -q --disable-pip-version-check \
+		"cfn-lint==$CFN_LINT_VERSION" "checkov==$CHECKOV_VERSION" >&2
+	"$py/bin/cfn-lint" --version >/dev/null
+	"$py/bin/checkov" --version >/dev/null
+	echo "$stamp" >"$py/.complete"
+fi
+
+echo "APITAP_CDK=$cdk"
+echo "APITAP_PY=$py/bin"
