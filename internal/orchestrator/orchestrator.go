@@ -108,19 +108,29 @@ func (r *run) timeLeft() bool {
 
 func (r *run) fail(err error) { r.Errors = append(r.Errors, err) }
 
+// selectedTargets finds the selected load balancers and their targets
+// (only the given ids, unless none are given); a failure is recorded in r.
+func (o *Orchestrator) selectedTargets(ctx context.Context, r *run, only []string) ([]loadBalancer, []target, bool) {
+	lbs, err := o.selection(ctx, r)
+	if err != nil {
+		r.fail(err)
+		return nil, nil, false
+	}
+	ts, err := o.targetsOf(ctx, r, lbs, only)
+	if err != nil {
+		r.fail(err)
+		return nil, nil, false
+	}
+	return lbs, ts, true
+}
+
 // Reconcile is the full pass: every selected load balancer's targets, all
 // of our sessions. It works until shortly before deadline (zero: none)
 // and leaves the rest to the next run.
 func (o *Orchestrator) Reconcile(ctx context.Context, deadline time.Time) *Result {
 	r := o.newRun(deadline)
-	lbs, err := o.selection(ctx, r)
-	if err != nil {
-		r.fail(err)
-		return &r.Result
-	}
-	ts, err := o.targetsOf(ctx, r, lbs, nil)
-	if err != nil {
-		r.fail(err)
+	lbs, ts, ok := o.selectedTargets(ctx, r, nil)
+	if !ok {
 		return &r.Result
 	}
 	desired, err := o.sources(ctx, r, lbs, ts)
@@ -143,14 +153,8 @@ func (o *Orchestrator) Reconcile(ctx context.Context, deadline time.Time) *Resul
 // are removed if it is not running (an event that arrived late).
 func (o *Orchestrator) ReconcileInstances(ctx context.Context, ids []string, deadline time.Time) *Result {
 	r := o.newRun(deadline)
-	lbs, err := o.selection(ctx, r)
-	if err != nil {
-		r.fail(err)
-		return &r.Result
-	}
-	ts, err := o.targetsOf(ctx, r, lbs, ids)
-	if err != nil {
-		r.fail(err)
+	lbs, ts, ok := o.selectedTargets(ctx, r, ids)
+	if !ok {
 		return &r.Result
 	}
 	o.scoped(ctx, r, lbs, ts, ids, nil, nil)
@@ -208,14 +212,8 @@ func (o *Orchestrator) ReconcileTargets(ctx context.Context, targetGroupARN stri
 // them (deregistrations are not on the launch path, where calls count).
 func (o *Orchestrator) ReconcileDeregistered(ctx context.Context, targetGroupARN string, targetIDs []string, deadline time.Time) *Result {
 	r := o.newRun(deadline)
-	lbs, err := o.selection(ctx, r)
-	if err != nil {
-		r.fail(err)
-		return &r.Result
-	}
-	ts, err := o.targetsOf(ctx, r, lbs, targetIDs)
-	if err != nil {
-		r.fail(err)
+	lbs, ts, ok := o.selectedTargets(ctx, r, targetIDs)
+	if !ok {
 		return &r.Result
 	}
 	instanceIDs, extra, err := o.splitTargets(ctx, r, targetIDs)
