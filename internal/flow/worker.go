@@ -388,14 +388,11 @@ func (w *worker) releaseHeld(c *conn, dir int, now time.Time) {
 	d := &c.dirs[dir]
 	moved := false
 	for len(d.held) > 0 {
-		p := d.popHeld()
-		if c.waits(dir, &p) {
-			if now.Sub(p.ts) <= w.cfg.ReorderWindow {
-				d.held = append([]pending{p}, d.held...)
-				break
-			}
-			w.abandon(c, dir, &p)
+		if c.waits(dir, &d.held[0]) && now.Sub(d.held[0].ts) <= w.cfg.ReorderWindow {
+			break
 		}
+		p := d.popHeld()
+		w.abandon(c, dir, &p) // a no-op unless p still waits
 		w.handOver(c, dir, &p)
 		if p.data != nil {
 			w.release(p.data)
