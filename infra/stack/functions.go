@@ -130,6 +130,9 @@ func (s *Stack) grantFunction(role awsiam.Role, logs awslogs.LogGroup, m mirror,
 			"elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeTargetGroups",
 			"elasticloadbalancing:DescribeTargetHealth", "elasticloadbalancing:DescribeTags",
 		}, []string{"*"}, nil)
+		// A launched instance's Auto Scaling group names the target groups
+		// to ask, keeping a launch within a few calls.
+		add("DescribeAutoScalingGroups", []string{"autoscaling:DescribeAutoScalingGroups"}, []string{"*"}, nil)
 		add("CreateSessionsFromEnis", []string{"ec2:CreateTrafficMirrorSession"}, []string{
 			arn("network-interface/*"),
 			arn("traffic-mirror-target/" + *m.target.Ref()),

@@ -49,6 +49,7 @@ type instance struct {
 	launch                           time.Time
 	tags                             map[string]string
 	enis                             []string // attached ENIs, any order
+	asg                              string   // Auto Scaling group, "" when none
 }
 
 type attachment struct {
@@ -152,6 +153,7 @@ type state struct {
 	tgs      ordered[*targetGroup] // by ARN
 	classics ordered[*classicLB]   // by name
 	stacks   ordered[*stack]       // by name
+	asgs     map[string]*autoScalingGroup
 }
 
 func newState(a *Account) *state {
@@ -170,6 +172,7 @@ func newState(a *Account) *state {
 		lbByName:      map[string]string{},
 		tgs:           newOrdered[*targetGroup](),
 		classics:      newOrdered[*classicLB](),
+		asgs:          map[string]*autoScalingGroup{},
 		stacks:        newOrdered[*stack](),
 	}
 }

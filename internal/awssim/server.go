@@ -17,7 +17,7 @@ import (
 type handler func(s *state, form url.Values) (any, error)
 
 type service struct {
-	name    string // "ec2", "elbv2", "elb", "cloudformation"
+	name    string // "ec2", "elbv2", "elb", "cloudformation", "autoscaling"
 	version string // the Version every request of this service carries
 	xmlns   string
 	ec2     bool // EC2's response and error shapes instead of the Query ones
@@ -27,7 +27,7 @@ type service struct {
 	mutating map[string]bool
 }
 
-var services = []*service{&ec2Service, &elbv2Service, &elbService, &cfnService}
+var services = []*service{&ec2Service, &elbv2Service, &elbService, &cfnService, &autoscalingService}
 
 func serviceFor(r *http.Request, form url.Values) *service {
 	first, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancing"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
@@ -112,8 +113,9 @@ func AWSConfig(ctx context.Context) (aws.Config, error) {
 // NewClients builds the orchestrator's clients from one configuration.
 func NewClients(cfg aws.Config) orchestrator.Clients {
 	return orchestrator.Clients{
-		EC2:     ec2.NewFromConfig(cfg),
-		ELBv2:   elbv2.NewFromConfig(cfg),
-		Classic: elb.NewFromConfig(cfg),
+		EC2:         ec2.NewFromConfig(cfg),
+		ELBv2:       elbv2.NewFromConfig(cfg),
+		Classic:     elb.NewFromConfig(cfg),
+		AutoScaling: autoscaling.NewFromConfig(cfg),
 	}
 }

@@ -109,7 +109,7 @@ func (f *Function) InstanceEvents(ctx context.Context, raw json.RawMessage) erro
 		trigger += " " + d.EC2InstanceID + " " + e.DetailType
 		switch e.DetailType {
 		case events.DetailLaunchSuccessful:
-			res = f.O.ReconcileInstances(ctx, []string{d.EC2InstanceID}, dl)
+			res = f.O.ReconcileLaunch(ctx, d.AutoScalingGroupName, d.EC2InstanceID, dl)
 		case events.DetailTerminateSuccessful:
 			res = f.O.RemoveInstances(ctx, []string{d.EC2InstanceID}, dl)
 		default:

@@ -3,6 +3,7 @@ package orchestrator
 import (
 	"context"
 
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancing"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
@@ -31,11 +32,20 @@ type Classic interface {
 	DescribeTags(context.Context, *elb.DescribeTagsInput, ...func(*elb.Options)) (*elb.DescribeTagsOutput, error)
 }
 
+// AutoScaling is the part of the Auto Scaling API used: which target
+// groups and Classic load balancers a group attaches its instances to.
+type AutoScaling interface {
+	DescribeAutoScalingGroups(context.Context, *autoscaling.DescribeAutoScalingGroupsInput, ...func(*autoscaling.Options)) (*autoscaling.DescribeAutoScalingGroupsOutput, error)
+}
+
 // Clients are the AWS clients, built once per Lambda container.
 type Clients struct {
 	EC2     EC2
 	ELBv2   ELBv2
 	Classic Classic
+	// AutoScaling, when set, bounds the cost of an instance launch: the
+	// instance's group names its target groups, so only those are asked.
+	AutoScaling AutoScaling
 }
 
 // chunks splits ids into slices of at most n.

@@ -310,6 +310,7 @@ func (o *Orchestrator) groupTargets(ctx context.Context, r *run, sel string, tg 
 // instance is what the planner needs to know of an instance.
 type instance struct {
 	ID, Type, State, VPC, ENI string
+	Group                     string // Auto Scaling group, from the aws:autoscaling:groupName tag
 	Launch                    time.Time
 }
 
@@ -360,6 +361,11 @@ func addInstances(out map[string]instance, rs []ec2types.Reservation) {
 			i := instance{ID: aws.ToString(in.InstanceId), Type: string(in.InstanceType), VPC: aws.ToString(in.VpcId), Launch: aws.ToTime(in.LaunchTime)}
 			if in.State != nil {
 				i.State = string(in.State.Name)
+			}
+			for _, t := range in.Tags {
+				if aws.ToString(t.Key) == "aws:autoscaling:groupName" {
+					i.Group = aws.ToString(t.Value)
+				}
 			}
 			for _, ni := range in.NetworkInterfaces {
 				if ni.Attachment != nil && aws.ToInt32(ni.Attachment.DeviceIndex) == 0 {

@@ -18,6 +18,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+
 	"github.com/apitap/apitap/internal/mirror"
 )
 
@@ -152,7 +155,87 @@ func (o *Orchestrator) Reconcile(ctx context.Context, deadline time.Time) *Resul
 // mirrored if it is a target of a selected load balancer, and its sessions
 // are removed if it is not running (an event that arrived late).
 func (o *Orchestrator) ReconcileInstances(ctx context.Context, ids []string, deadline time.Time) *Result {
-	r := o.newRun(deadline)
+	if len(ids) == 1 && o.c.AutoScaling != nil {
+		// An instance of an Auto Scaling group: its group names the target
+		// groups to ask, however many load balancers are selected.
+		r := o.newRun(deadline)
+		insts, err := o.describeInstances(ctx, r, ids)
+		if err != nil {
+			r.fail(err)
+			return &r.Result
+		}
+		if in, ok := insts[ids[0]]; ok && in.Group != "" {
+			return o.reconcileLaunch(ctx, r, in.Group, ids[0])
+		}
+		return o.reconcileInstances(ctx, r, ids)
+	}
+	return o.reconcileInstances(ctx, o.newRun(deadline), ids)
+}
+
+// ReconcileLaunch handles an instance an Auto Scaling group launched: only
+// the target groups and Classic load balancers of that group are asked
+// about it, so a launch costs a few calls whatever the selection's size.
+func (o *Orchestrator) ReconcileLaunch(ctx context.Context, group, instanceID string, deadline time.Time) *Result {
+	if o.c.AutoScaling == nil {
+		return o.ReconcileInstances(ctx, []string{instanceID}, deadline)
+	}
+	return o.reconcileLaunch(ctx, o.newRun(deadline), group, instanceID)
+}
+
+func (o *Orchestrator) reconcileLaunch(ctx context.Context, r *run, group, id string) *Result {
+	lbs, err := o.selection(ctx, r)
+	if err != nil {
+		r.fail(err)
+		return &r.Result
+	}
+	r.APICalls++
+	out, err := o.c.AutoScaling.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{group}})
+	if err != nil {
+		r.fail(fmt.Errorf("describing auto scaling group %s: %w", group, err))
+		return &r.Result
+	}
+	selected := map[string]loadBalancer{}
+	for _, lb := range lbs {
+		selected[lb.ARN] = lb
+	}
+	inScope := map[string]bool{}
+	var ts []target
+	for _, g := range out.AutoScalingGroups {
+		for _, name := range g.LoadBalancerNames {
+			if lb, ok := selected[o.cfg.classicARN(name)]; ok && slices.Contains(lb.Instances, id) {
+				ts = append(ts, target{LB: lb.ARN, InstanceID: id})
+				inScope[lb.ARN] = true
+			}
+		}
+		for _, chunk := range chunks(g.TargetGroupARNs, 20) {
+			r.APICalls++
+			tgs, err := o.c.ELBv2.DescribeTargetGroups(ctx, &elbv2.DescribeTargetGroupsInput{TargetGroupArns: chunk})
+			if err != nil {
+				r.fail(fmt.Errorf("describing target groups of auto scaling group %s: %w", group, err))
+				return &r.Result
+			}
+			for _, tg := range tgs.TargetGroups {
+				for _, lbARN := range tg.LoadBalancerArns {
+					if _, ok := selected[lbARN]; !ok {
+						continue
+					}
+					found, err := o.groupTargets(ctx, r, lbARN, tg, []string{id}, map[string]bool{})
+					if err != nil {
+						r.fail(err)
+						return &r.Result
+					}
+					ts = append(ts, found...)
+					inScope[lbARN] = true
+				}
+			}
+		}
+	}
+	o.scoped(ctx, r, lbs, ts, []string{id}, nil, inScope)
+	o.logResult("reconcile launch", r)
+	return &r.Result
+}
+
+func (o *Orchestrator) reconcileInstances(ctx context.Context, r *run, ids []string) *Result {
 	lbs, ts, ok := o.selectedTargets(ctx, r, ids)
 	if !ok {
 		return &r.Result

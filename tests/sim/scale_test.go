@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/apitap/apitap/internal/awssim"
-	"github.com/apitap/apitap/internal/mirror"
 )
 
 // TestScale: 10,000 targets behind 50 load balancers, from nothing to
@@ -131,13 +131,51 @@ func TestScale(t *testing.T) {
 	if n > 10 {
 		t.Errorf("one instance launch took %d API calls, budget 10", n)
 	}
-	found := false
-	for _, s := range w.acct.Sessions() {
-		if s.ENI == eni && s.Tags[mirror.TagStack] == stackName {
-			found = true
-		}
-	}
-	if !found {
+	if !w.mirrored(eni) {
 		t.Error("the launched instance is not mirrored")
+	}
+	// The Auto Scaling and EC2 events of a launch reach the function
+	// too, possibly first: each must stay within the budget as well.
+	if err := w.acct.AddAutoScalingGroup("web-asg", []string{tgs[17].arn}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range []struct {
+		what string
+		raw  []byte
+	}{
+		{"Auto Scaling launch", event("aws.autoscaling", "EC2 Instance Launch Successful", map[string]string{"EC2InstanceId": "ID", "AutoScalingGroupName": "web-asg", "StatusCode": "InProgress"})},
+		{"EC2 running", stateEvent("ID", "running")},
+	} {
+		id2, eni2, err := w.acct.AddInstance(w.vpc, "m5.large")
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.insts[id2] = &instInfo{id: id2, eni: eni2, typ: "m5.large", state: awssim.StateRunning, vpc: w.vpc}
+		// Make room under the account's 10,000 sessions.
+		if err := w.acct.TerminateInstance(id); err != nil {
+			t.Fatal(err)
+		}
+		w.insts[id].state = awssim.StateTerminated
+		delete(tgs[17].targets, id)
+		if err := w.acct.SetInstanceGroup(id2, "web-asg"); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.acct.Register(tgs[17].arn, id2); err != nil {
+			t.Fatal(err)
+		}
+		tgs[17].targets[id2] = true
+		w.acct.ResetCalls()
+		if err := w.invoke("instance-events", []byte(strings.ReplaceAll(string(ev.raw), `"ID"`, `"`+id2+`"`))); err != nil {
+			t.Fatal(err)
+		}
+		n := w.acct.Calls().Total
+		t.Logf("one instance launch (%s event): %d API calls", ev.what, n)
+		if n > 10 {
+			t.Errorf("one instance launch (%s event) took %d API calls, budget 10", ev.what, n)
+		}
+		if !w.mirrored(eni2) {
+			t.Errorf("the instance launched (%s event) is not mirrored", ev.what)
+		}
+		id = id2
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancing"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
@@ -173,6 +174,7 @@ func (w *world) function(name string) (*lambdafn.Function, error) {
 	cfg.Retryer = awssim.QuickRetryer(10)
 	o, err := orchestrator.New(w.config(), orchestrator.Clients{
 		EC2: ec2.NewFromConfig(cfg), ELBv2: elbv2.NewFromConfig(cfg), Classic: elb.NewFromConfig(cfg),
+		AutoScaling: autoscaling.NewFromConfig(cfg),
 	}, w.clock, w.log)
 	if err != nil {
 		return nil, err
@@ -451,4 +453,14 @@ func (w *world) explain(eni string) string {
 		}
 	}
 	return strings.Join(parts, "; ")
+}
+
+// mirrored reports whether the ENI has a session of the stack.
+func (w *world) mirrored(eni string) bool {
+	for _, s := range w.acct.Sessions() {
+		if s.ENI == eni && s.Tags[mirror.TagStack] == stackName {
+			return true
+		}
+	}
+	return false
 }
