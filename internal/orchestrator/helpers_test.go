@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancing"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
@@ -80,6 +81,7 @@ func (w *world) orch(cfg orchestrator.Config) *orchestrator.Orchestrator {
 	c := w.awsConfig()
 	o, err := orchestrator.New(cfg, orchestrator.Clients{
 		EC2: ec2.NewFromConfig(c), ELBv2: elbv2.NewFromConfig(c), Classic: elb.NewFromConfig(c),
+		AutoScaling: autoscaling.NewFromConfig(c),
 	}, w.clock, slog.New(slog.NewTextHandler(testWriter{w.t}, nil)))
 	if err != nil {
 		w.t.Fatal(err)

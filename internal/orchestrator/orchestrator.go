@@ -194,6 +194,11 @@ func (o *Orchestrator) reconcileLaunch(ctx context.Context, r *run, group, id st
 		r.fail(fmt.Errorf("describing auto scaling group %s: %w", group, err))
 		return &r.Result
 	}
+	if len(out.AutoScalingGroups) == 0 {
+		// The group is gone already (or the event named none): ask the
+		// selected load balancers themselves.
+		return o.reconcileInstances(ctx, r, []string{id})
+	}
 	selected := map[string]loadBalancer{}
 	for _, lb := range lbs {
 		selected[lb.ARN] = lb

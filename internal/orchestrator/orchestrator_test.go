@@ -868,3 +868,36 @@ func TestReconcileInstancesStoppedSince(t *testing.T) {
 	}
 	w.wantMirrored(map[string]string{}, nil, 1)
 }
+
+// An Auto Scaling launch asks only the group's target groups; a group
+// that cannot be found falls back to asking the selected load balancers.
+func TestReconcileLaunch(t *testing.T) {
+	w := newWorld(t, awssim.Options{})
+	web := w.lb("application", "web", nil)
+	tg := w.group(web, "instance")
+	other := w.lb("application", "other", nil)
+	w.group(other, "instance")
+	if err := w.acct.AddAutoScalingGroup("web-asg", []string{tg}, nil); err != nil {
+		t.Fatal(err)
+	}
+	o := w.orch(w.config(web, other))
+	i, e := w.instance("m5.large")
+	if err := w.acct.SetInstanceGroup(i, "web-asg"); err != nil {
+		t.Fatal(err)
+	}
+	w.register(tg, i)
+	w.acct.ResetCalls()
+	clean(t, "launch", o.ReconcileLaunch(bg(), "web-asg", i, time.Time{}))
+	if n := w.acct.Calls().Get("elbv2", "DescribeTargetHealth"); n != 1 {
+		t.Errorf("%d DescribeTargetHealth calls, want 1 (the group's target group only)", n)
+	}
+	if len(w.ours()[e]) != 1 {
+		t.Errorf("launched instance not mirrored: %+v", w.ours())
+	}
+	j, f := w.instance("m5.large")
+	w.register(tg, j)
+	clean(t, "launch of an unknown group", o.ReconcileLaunch(bg(), "gone-asg", j, time.Time{}))
+	if len(w.ours()[f]) != 1 {
+		t.Errorf("instance of an unknown group not mirrored: %+v", w.ours())
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancing"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
@@ -252,7 +253,8 @@ func (w *World) Env() map[string]string {
 func (w *World) Clients() orchestrator.Clients {
 	cfg := w.Acct.Config()
 	cfg.Retryer = awssim.QuickRetryer(3)
-	return orchestrator.Clients{EC2: ec2.NewFromConfig(cfg), ELBv2: elbv2.NewFromConfig(cfg), Classic: elb.NewFromConfig(cfg)}
+	return orchestrator.Clients{EC2: ec2.NewFromConfig(cfg), ELBv2: elbv2.NewFromConfig(cfg), Classic: elb.NewFromConfig(cfg),
+		AutoScaling: autoscaling.NewFromConfig(cfg)}
 }
 
 // Grace is how far Mirror moves the clock after mirroring: past the
