@@ -280,5 +280,3 @@ func hashEndpoint(a netip.Addr, port uint16) uint32 {
 	h = (h ^ uint32(port)) * 16777619
 	return (h ^ uint32(port>>8)) * 16777619
 }
-
-func netipAddrPort(a netip.Addr, port uint16) netip.AddrPort { return netip.AddrPortFrom(a, port) }

@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/apitap/apitap/internal/decode"
@@ -71,7 +72,7 @@ func (w *worker) packet(p *decode.Packet, ts time.Time) {
 			w.stats.ConnTableFull.Add(1)
 			return
 		}
-		c = &conn{id: ConnID{VNI: p.VNI, A: netipAddrPort(p.Src, p.SrcPort), B: netipAddrPort(p.Dst, p.DstPort)}}
+		c = &conn{id: ConnID{VNI: p.VNI, A: netip.AddrPortFrom(p.Src, p.SrcPort), B: netip.AddrPortFrom(p.Dst, p.DstPort)}}
 		c.h = w.newHandler(c.id)
 		c.key, c.idx = k, len(w.list)
 		w.conns[k] = c
