@@ -136,7 +136,42 @@ type Options struct {
 	StackTagKey string
 	// Logger receives one debug line per request. Default: discard.
 	Logger *slog.Logger
+
+	// Strictness: where AWS documents nothing, the account can behave
+	// either way, so that tests prove apitap works whichever way AWS does.
+
+	// UndocumentedFilters is what a Describe call does with a filter its
+	// API reference does not list (tag:<key> on DescribeTrafficMirror*, or
+	// an unknown name). Default FiltersApply.
+	UndocumentedFilters FilterMode
+	// RejectFilterCode is the error code of a refused filter. Default
+	// InvalidFilter ("The specified filter is not valid", EC2 API error
+	// codes); InvalidParameterValue is the other answer seen in the wild.
+	RejectFilterCode string
+	// AllowDuplicateNumbers lets a second session with a session number
+	// already used on the same source ENI be created. AWS does not document
+	// whether it refuses one; by default the account refuses it
+	// (InvalidParameterValue).
+	AllowDuplicateNumbers bool
 }
+
+// FilterMode is how a Describe call treats a filter AWS does not document
+// for it.
+type FilterMode string
+
+const (
+	// FiltersApply applies undocumented tag filters as if documented and
+	// refuses unknown names (what the account did before the modes).
+	FiltersApply FilterMode = "apply"
+	// FiltersIgnore drops undocumented filters and unknown names, as moto
+	// does: the call answers as if they were not there.
+	FiltersIgnore FilterMode = "ignore"
+	// FiltersReject refuses undocumented filters with RejectFilterCode.
+	FiltersReject FilterMode = "reject"
+)
+
+// FilterModes are the modes, for flags and test tables.
+var FilterModes = []FilterMode{FiltersApply, FiltersIgnore, FiltersReject}
 
 // Faults are failures injected on demand. Change them at any time with
 // SetFaults. Rates are fractions of requests in [0, 1], drawn from the
@@ -211,6 +246,12 @@ func New(opts Options) *Account {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.UndocumentedFilters == "" {
+		opts.UndocumentedFilters = FiltersApply
+	}
+	if opts.RejectFilterCode == "" {
+		opts.RejectFilterCode = CodeInvalidFilter
 	}
 	a := &Account{
 		opts:  opts,

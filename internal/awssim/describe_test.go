@@ -232,7 +232,7 @@ func TestDescribeFilters(t *testing.T) {
 		}
 	}
 	_, err = f.ec2.DescribeInstances(c, &ec2.DescribeInstancesInput{Filters: filters("no-such-filter", "x")})
-	wantCode(t, err, CodeInvalidParameterValue)
+	wantCode(t, err, CodeInvalidFilter)
 	_, err = f.ec2.DescribeInstances(c, &ec2.DescribeInstancesInput{InstanceIds: []string{"i-00000000000000bad"}})
 	wantCode(t, err, CodeInstanceNotFound)
 

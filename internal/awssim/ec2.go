@@ -308,7 +308,7 @@ func describeInstances(s *state, form url.Values) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	match, err := instanceFilters.compile(parseFilters(form), func(v *instanceView) map[string]string { return v.in.tags })
+	match, err := instanceFilters.compile(parseFilters(form), func(v *instanceView) map[string]string { return v.in.tags }, s.filterRules(true))
 	if err != nil {
 		return nil, err
 	}
@@ -410,7 +410,7 @@ func describeNetworkInterfaces(s *state, form url.Values) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	match, err := eniFilters.compile(parseFilters(form), func(e *eni) map[string]string { return e.tags })
+	match, err := eniFilters.compile(parseFilters(form), func(e *eni) map[string]string { return e.tags }, s.filterRules(true))
 	if err != nil {
 		return nil, err
 	}
@@ -452,7 +452,12 @@ func describeNetworkInterfaces(s *state, form url.Values) (any, error) {
 
 func i32s(v int32) []string { return []string{strconv.Itoa(int(v))} }
 
+// sessionFilters are the filters DescribeTrafficMirrorSessions documents
+// (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeTrafficMirrorSessions.html):
+// no tag:<key> and no tag-key, so Options.UndocumentedFilters decides what
+// becomes of those.
 var sessionFilters = filterSet[*session]{
+	"owner-id":                  func(x *session) []string { return []string{x.owner} },
 	"traffic-mirror-session-id": func(x *session) []string { return []string{x.id} },
 	"traffic-mirror-target-id":  func(x *session) []string { return []string{x.target} },
 	"traffic-mirror-filter-id":  func(x *session) []string { return []string{x.filter} },
@@ -486,7 +491,7 @@ func describeTrafficMirrorSessions(s *state, form url.Values) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	match, err := sessionFilters.compile(parseFilters(form), func(x *session) map[string]string { return x.tags })
+	match, err := sessionFilters.compile(parseFilters(form), func(x *session) map[string]string { return x.tags }, s.filterRules(false))
 	if err != nil {
 		return nil, err
 	}
@@ -579,7 +584,7 @@ func describeTrafficMirrorTargets(s *state, form url.Values) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	match, err := mirrorTargetFilters.compile(parseFilters(form), func(t *mirrorTarget) map[string]string { return t.tags })
+	match, err := mirrorTargetFilters.compile(parseFilters(form), func(t *mirrorTarget) map[string]string { return t.tags }, s.filterRules(false))
 	if err != nil {
 		return nil, err
 	}
@@ -618,7 +623,7 @@ func describeTrafficMirrorFilters(s *state, form url.Values) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	match, err := mirrorFilterFilters.compile(parseFilters(form), func(f *mirrorFilter) map[string]string { return f.tags })
+	match, err := mirrorFilterFilters.compile(parseFilters(form), func(f *mirrorFilter) map[string]string { return f.tags }, s.filterRules(false))
 	if err != nil {
 		return nil, err
 	}
@@ -750,7 +755,7 @@ func describeTags(s *state, form url.Values) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	match, err := tagFilters.compile(parseFilters(form), nil)
+	match, err := tagFilters.compile(parseFilters(form), nil, s.filterRules(true))
 	if err != nil {
 		return nil, err
 	}

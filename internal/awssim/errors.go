@@ -13,7 +13,9 @@ const (
 	CodeSessionLimit = "TrafficMirrorSessionLimitExceeded"
 	// CodeIdempotentMismatch: a ClientToken reused with other parameters. AWS.
 	CodeIdempotentMismatch = "IdempotentParameterMismatch"
-	// CodeSessionNotFound: no such (live, visible) session. AWS.
+	// CodeSessionNotFound: no such (live, visible) session. AWS answers
+	// with this spelling; the error-code reference lists it as
+	// InvalidTrafficMirrorSessionNotFound.
 	CodeSessionNotFound = "InvalidTrafficMirrorSessionId.NotFound"
 	// CodeTargetNotFound and CodeFilterNotFound: unknown mirror target or
 	// filter. AWS.
@@ -22,13 +24,19 @@ const (
 	// CodeENINotFound, CodeInstanceNotFound: unknown ENI or instance. AWS.
 	CodeENINotFound      = "InvalidNetworkInterfaceID.NotFound"
 	CodeInstanceNotFound = "InvalidInstanceID.NotFound"
+	// CodeNetworkInterfaceNotSupported: a source ENI Traffic Mirroring
+	// cannot use (its instance type, or an ENI that is not of type
+	// "interface"): "The network interface is not supported for Traffic
+	// Mirroring." AWS (EC2 API error codes, client errors for specific
+	// actions).
+	CodeNetworkInterfaceNotSupported = "NetworkInterfaceNotSupported"
 	// CodeInvalidParameterValue is AWS's generic validation error. The
-	// account also uses it (assumed) for: a session number out of 1–32766,
-	// a session number already used on the ENI, a source ENI whose
-	// instance type cannot be mirrored (message: "... is not supported as
-	// a Traffic Mirror source"), and a source ENI that is not of type
-	// "interface". AWS does not document dedicated codes for these.
+	// account also uses it (assumed) for a session number out of 1–32766
+	// and for a session number already used on the ENI (unless
+	// Options.AllowDuplicateNumbers): AWS documents no code for these.
 	CodeInvalidParameterValue = "InvalidParameterValue"
+	// CodeInvalidFilter: "The specified filter is not valid." AWS.
+	CodeInvalidFilter = "InvalidFilter"
 	// CodeInvalidParameterCombination: MaxResults together with ids. AWS.
 	CodeInvalidParameterCombination = "InvalidParameterCombination"
 	// CodeInvalidPaginationToken: a NextToken this account did not issue. AWS.

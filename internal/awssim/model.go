@@ -70,6 +70,7 @@ type eni struct {
 
 type session struct {
 	id, eni, target, filter, desc string
+	owner                         string // the account id
 	number, vni                   int32
 	packetLength                  int32 // 0: not set (whole packet)
 	tags                          map[string]string
@@ -390,18 +391,18 @@ func (s *state) createSession(token string, sp sessionSpec) (session, error) {
 		return session{}, badRequest(CodeInvalidParameterValue, "Virtual network ID %d is out of range; valid values are 0-16777215.", *sp.VNI)
 	}
 	if e.typ != "interface" {
-		return session{}, badRequest(CodeInvalidParameterValue, "The network interface %s of type %s cannot be a Traffic Mirror source.", e.id, e.typ)
+		return session{}, badRequest(CodeNetworkInterfaceNotSupported, "The network interface %s of type %s is not supported for Traffic Mirroring.", e.id, e.typ)
 	}
 	if e.attach != nil {
 		if in, ok := s.instances.get(e.attach.instance); ok && s.unsupportedType(in.typ) {
-			return session{}, badRequest(CodeInvalidParameterValue, "The instance type %s of instance %s (network interface %s) is not supported as a Traffic Mirror source.", in.typ, in.id, e.id)
+			return session{}, badRequest(CodeNetworkInterfaceNotSupported, "The network interface %s (instance %s, type %s) is not supported for Traffic Mirroring.", e.id, in.id, in.typ)
 		}
 	}
 	if len(e.sessions) >= mirror.MaxSessionsPerENI {
 		return session{}, badRequest(CodeSessionsPerENILimit, "The network interface %s already has the maximum number of Traffic Mirror sessions (%d).", e.id, mirror.MaxSessionsPerENI)
 	}
 	for _, o := range e.sessions {
-		if o.number == sp.Number {
+		if o.number == sp.Number && !s.a.opts.AllowDuplicateNumbers {
 			return session{}, badRequest(CodeInvalidParameterValue, "Session number %d is already in use by %s on network interface %s.", sp.Number, o.id, e.id)
 		}
 	}
@@ -410,7 +411,7 @@ func (s *state) createSession(token string, sp sessionSpec) (session, error) {
 	}
 
 	ss := &session{
-		id: s.newID("tms"), eni: e.id, target: sp.Target, filter: sp.Filter,
+		id: s.newID("tms"), eni: e.id, target: sp.Target, filter: sp.Filter, owner: s.a.opts.AccountID,
 		number: sp.Number, desc: sp.Description, tags: copyTags(sp.Tags), created: s.now(),
 	}
 	if sp.VNI != nil {

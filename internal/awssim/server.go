@@ -417,16 +417,36 @@ const maxFilterValues = 200
 // resource has for each.
 type filterSet[T any] map[string]func(T) []string
 
+// filterRules are how one call treats filters: whether AWS documents tag
+// filters for it, and what the account does with a filter AWS does not
+// document for the call (Options.UndocumentedFilters).
+type filterRules struct {
+	tagsDocumented bool
+	mode           FilterMode
+	rejectCode     string
+}
+
+// filterRules returns the rules of a call; tagsDocumented says whether the
+// call's API reference lists tag:<key> and tag-key among its filters.
+func (s *state) filterRules(tagsDocumented bool) filterRules {
+	return filterRules{tagsDocumented: tagsDocumented, mode: s.a.opts.UndocumentedFilters, rejectCode: s.a.opts.RejectFilterCode}
+}
+
 // compile checks the filters' names and returns a predicate that is true
 // when every filter has a value matching one of the resource's values.
-// "tag:<key>" and "tag-key" work on every resource with tags.
-func (fs filterSet[T]) compile(filters []filter, tags func(T) map[string]string) (func(T) bool, error) {
+// "tag:<key>" and "tag-key" work on every resource with tags where AWS
+// documents them; elsewhere, and for names the call does not know, the
+// rules' mode decides: apply tag filters anyway and refuse unknown names
+// (FiltersApply), drop them as moto does (FiltersIgnore), or refuse them
+// (FiltersReject).
+func (fs filterSet[T]) compile(filters []filter, tags func(T) map[string]string, rules filterRules) (func(T) bool, error) {
 	type check struct {
 		vals   func(T) []string
 		wanted []string
 	}
 	var checks []check
-	// EC2 refuses more than 200 filter values in one call.
+	// EC2 refuses more than 200 filter values in one call, ignored ones
+	// included.
 	total := 0
 	for _, f := range filters {
 		total += len(f.values)
@@ -436,8 +456,10 @@ func (fs filterSet[T]) compile(filters []filter, tags func(T) map[string]string)
 	}
 	for _, f := range filters {
 		var get func(T) []string
+		documented := true
 		switch key, isTag := strings.CutPrefix(f.name, "tag:"); {
 		case isTag && tags != nil:
+			documented = rules.tagsDocumented
 			get = func(x T) []string {
 				if v, ok := tags(x)[key]; ok {
 					return []string{v}
@@ -445,6 +467,7 @@ func (fs filterSet[T]) compile(filters []filter, tags func(T) map[string]string)
 				return nil
 			}
 		case f.name == "tag-key" && tags != nil:
+			documented = rules.tagsDocumented
 			get = func(x T) []string {
 				var keys []string
 				for k := range tags(x) {
@@ -454,9 +477,18 @@ func (fs filterSet[T]) compile(filters []filter, tags func(T) map[string]string)
 			}
 		default:
 			get = fs[f.name]
+			documented = get != nil
+		}
+		if !documented {
+			switch rules.mode {
+			case FiltersIgnore:
+				continue
+			case FiltersReject:
+				return nil, badRequest(rules.rejectCode, "The filter '%s' is invalid", f.name)
+			}
 		}
 		if get == nil {
-			return nil, badRequest(CodeInvalidParameterValue, "The filter '%s' is invalid", f.name)
+			return nil, badRequest(rules.rejectCode, "The filter '%s' is invalid", f.name)
 		}
 		if len(f.values) == 0 {
 			return nil, badRequest(CodeInvalidParameterValue, "The filter '%s' has no values", f.name)

@@ -110,7 +110,9 @@ func TestSessionRules(t *testing.T) {
 	if _, err := f.ec2.CreateTrafficMirrorSession(c, f.createInput(eni2, 1, "")); err != nil {
 		t.Fatal(err)
 	}
-	// The same number twice on one ENI is refused; on another ENI it is fine.
+	// The same number twice on one ENI is refused by default (AWS does not
+	// document it; see TestDuplicateNumbersAllowed); on another ENI it is
+	// fine.
 	_, err = f.ec2.CreateTrafficMirrorSession(c, f.createInput(eni2, 1, ""))
 	wantCode(t, err, CodeInvalidParameterValue)
 
@@ -146,8 +148,8 @@ func TestUnsupportedInstanceType(t *testing.T) {
 	for _, typ := range []string{"c6i.xlarge", "m7g.large"} {
 		_, eni := f.instance(t, typ)
 		_, err := f.ec2.CreateTrafficMirrorSession(c, f.createInput(eni, 1, ""))
-		wantCode(t, err, CodeInvalidParameterValue)
-		if !strings.Contains(err.Error(), "not supported as a Traffic Mirror source") {
+		wantCode(t, err, CodeNetworkInterfaceNotSupported)
+		if !strings.Contains(err.Error(), "not supported for Traffic Mirroring") || !strings.Contains(err.Error(), typ) {
 			t.Fatalf("message does not say why: %v", err)
 		}
 	}
@@ -159,7 +161,7 @@ func TestUnsupportedInstanceType(t *testing.T) {
 	g := newFixture(t, Options{})
 	_, eni = g.instance(t, "t2.micro")
 	_, err := g.ec2.CreateTrafficMirrorSession(c, g.createInput(eni, 1, ""))
-	wantCode(t, err, CodeInvalidParameterValue)
+	wantCode(t, err, CodeNetworkInterfaceNotSupported)
 	if len(f.acct.Sessions()) != 1 || len(g.acct.Sessions()) != 0 {
 		t.Fatal("a refused create left a session behind")
 	}
@@ -169,7 +171,7 @@ func TestUnsupportedInstanceType(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = g.ec2.CreateTrafficMirrorSession(c, g.createInput(nlbENI, 1, ""))
-	wantCode(t, err, CodeInvalidParameterValue)
+	wantCode(t, err, CodeNetworkInterfaceNotSupported)
 }
 
 func TestClientTokenIdempotency(t *testing.T) {

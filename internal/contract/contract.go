@@ -1,0 +1,97 @@
+// Package contract holds the names that apitap's binaries and its stack
+// share: the environment variables the stack sets on the functions and on
+// the sniffers, the tags on every mirror session, the metric namespaces and
+// dimensions, the default Kafka topic. Each name is defined here once and
+// imported by infra/, internal/lambdafn, the orchestrator and the sniffer,
+// so that a rename cannot leave one side behind. Standard library only
+// (it is imported by the CDK app and by the sniffer alike).
+//
+// The meaning of each name is in docs/contracts.md.
+package contract
+
+import "strings"
+
+// Environment variables the stack sets on every Lambda function.
+const (
+	EnvStackName     = "APITAP_STACK_NAME"       // the owning stack's name: the value of TagStack
+	EnvTargetID      = "APITAP_MIRROR_TARGET_ID" // the stack's traffic mirror target
+	EnvFilterID      = "APITAP_MIRROR_FILTER_ID" // the stack's traffic mirror filter
+	EnvMirrorNLBARN  = "APITAP_MIRROR_NLB_ARN"   // the stack's own NLB (the mirror target): never selected
+	EnvVPCID         = "APITAP_VPC_ID"           // the stack's VPC
+	EnvLBARNs        = "APITAP_LB_ARNS"          // comma-separated load balancer ARNs
+	EnvLBTags        = "APITAP_LB_TAGS"          // comma-separated key=value
+	EnvSessionNumber = "APITAP_SESSION_NUMBER"   // 1-32766, default 1
+	EnvConflict      = "APITAP_CONFLICT_POLICY"  // skip (default) or coexist
+	EnvRate          = "APITAP_MUTATIONS_PER_SECOND"
+	EnvAccountID     = "APITAP_ACCOUNT_ID"
+	// EnvRegion is set by Lambda itself, not by the stack.
+	EnvRegion = "AWS_REGION"
+)
+
+// FunctionEnv lists the variables the stack must set on every function
+// (EnvMirrorNLBARN is optional for a local run: the functions then look the
+// NLB up from the mirror target).
+var FunctionEnv = []string{
+	EnvStackName, EnvTargetID, EnvFilterID, EnvMirrorNLBARN, EnvVPCID, EnvLBARNs, EnvLBTags,
+	EnvSessionNumber, EnvConflict, EnvAccountID,
+}
+
+// Tags apitap puts on every mirror session it creates (docs/contracts.md,
+// "Ownership"). A session is ours only when TagStack equals the stack's
+// name and it points at the stack's mirror target.
+const (
+	TagStack    = "apitap:stack"    // the owning CloudFormation stack's name
+	TagLB       = "apitap:lb"       // the load balancer ARN it mirrors for
+	TagVNI      = "apitap:vni"      // the VNI, decimal
+	TagInstance = "apitap:instance" // the source instance id, when the ENI belongs to one
+	TagCreated  = "apitap:created"  // RFC 3339 time apitap created it (the grace period)
+)
+
+// The functions' metrics, in CloudWatch Embedded Metric Format.
+const (
+	FunctionNamespace = "apitap"
+	DimFunction       = "Function" // the function's key: instance-events, stack-events, reconcile, teardown
+	DimStack          = "Stack"    // the stack's name
+)
+
+// Function keys: each is a folder under functions/ and the value of the
+// DimFunction dimension.
+const (
+	FnInstanceEvents = "instance-events"
+	FnStackEvents    = "stack-events"
+	FnReconcile      = "reconcile"
+	FnTeardown       = "teardown"
+)
+
+// Functions are the function keys in a fixed order.
+var Functions = []string{FnInstanceEvents, FnStackEvents, FnReconcile, FnTeardown}
+
+// SnifferNamespace holds the sniffers' custom CloudWatch metrics.
+const SnifferNamespace = "apitap/sniffer"
+
+// DefaultTopic is the Kafka topic of the records (Akto's default).
+const DefaultTopic = "akto.api.logs"
+
+// SnifferEnvPrefix starts every environment variable the sniffer reads: a
+// flag -kafka-batch-size is SNIFFER_KAFKA_BATCH_SIZE.
+const SnifferEnvPrefix = "SNIFFER_"
+
+// SnifferEnv is the environment variable of a sniffer flag.
+func SnifferEnv(flag string) string {
+	return SnifferEnvPrefix + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// Sniffer flags the stack sets through the sniffer's environment file.
+const (
+	SnifferFlagKafka      = "kafka"
+	SnifferFlagTopic      = "topic"
+	SnifferFlagKafkaTLS   = "kafka-tls"
+	SnifferFlagKafkaSASL  = "kafka-sasl"
+	SnifferFlagAccountID  = "account-id"
+	SnifferFlagListen     = "listen"
+	SnifferFlagHealthAddr = "health-addr"
+	SnifferFlagAdminAddr  = "admin-addr"
+	SnifferFlagLogFormat  = "log-format"
+	SnifferFlagUsername   = "kafka-username"
+	SnifferFlagPassword   = "kafka-password"
+)
