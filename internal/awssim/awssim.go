@@ -38,7 +38,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 
-	"github.com/apitap/apitap/internal/mirror"
+	"github.com/apitap/apitap/internal/contract"
 )
 
 // Clock tells the account what time it is. Tests that run in simulated time
@@ -132,7 +132,7 @@ type Options struct {
 	// DefaultMaxSessions; tests lower it to reach the limit cheaply.
 	MaxSessions int
 	// StackTagKey is the tag whose value names the owning stack, used to
-	// detect duplicate sessions (Stats). Default mirror.TagStack.
+	// detect duplicate sessions (Stats). Default contract.TagStack.
 	StackTagKey string
 	// Logger receives one debug line per request. Default: discard.
 	Logger *slog.Logger
@@ -242,7 +242,7 @@ func New(opts Options) *Account {
 		opts.MaxSessions = DefaultMaxSessions
 	}
 	if opts.StackTagKey == "" {
-		opts.StackTagKey = mirror.TagStack
+		opts.StackTagKey = contract.TagStack
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/apitap/apitap/events"
 	"github.com/apitap/apitap/internal/awssim"
+	"github.com/apitap/apitap/internal/contract"
 	"github.com/apitap/apitap/internal/mirror"
 	"github.com/apitap/apitap/internal/orchestrator"
 	"github.com/apitap/apitap/tests/invoke/sampleworld"
@@ -144,9 +145,9 @@ func (f *fixture) expect(want map[int]string) {
 			continue
 		}
 		vni := f.vni[lb]
-		if s.Tags[mirror.TagStack] != sampleworld.StackName || s.Tags[mirror.TagLB] != lb || s.Tags[mirror.TagVNI] != strconv.FormatUint(uint64(vni), 10) {
+		if s.Tags[contract.TagStack] != sampleworld.StackName || s.Tags[contract.TagLB] != lb || s.Tags[contract.TagVNI] != strconv.FormatUint(uint64(vni), 10) {
 			f.t.Errorf("%s: session %s has tags %v, want %s=%s %s=%s %s=%d", sampleworld.SampleENI(n), s.ID, s.Tags,
-				mirror.TagStack, sampleworld.StackName, mirror.TagLB, lb, mirror.TagVNI, vni)
+				contract.TagStack, sampleworld.StackName, contract.TagLB, lb, contract.TagVNI, vni)
 		}
 		// A replacement (the ENI's load balancer changed) is created
 		// before its predecessor is deleted, so it may take the next free
@@ -191,7 +192,7 @@ func (f *fixture) foreign(n int, number int32, owner string) string {
 	f.t.Helper()
 	tags := map[string]string{"team": "security"}
 	if owner != "" {
-		tags[mirror.TagStack] = owner
+		tags[contract.TagStack] = owner
 		if n <= 6 {
 			// Another stack tags its sessions with the instance as ours
 			// do: a lookup by instance must not take it for ours.
@@ -333,7 +334,7 @@ func TestInstanceEventsPending(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, ok := f.w.Ours()[f.eni(1)]
-	if !ok || (s.Tags[mirror.TagLB] != f.w.ALB && s.Tags[mirror.TagLB] != f.w.Classic) {
+	if !ok || (s.Tags[contract.TagLB] != f.w.ALB && s.Tags[contract.TagLB] != f.w.Classic) {
 		t.Errorf("pending instance 1: session %+v (found %v), want one for web-alb or legacy-clb%s", s, ok, f.summaryNote())
 	}
 }

@@ -4,20 +4,16 @@
 // and the report (a method, since the type Plan is its result). Everything
 // here is table-tested; AWS calls live elsewhere.
 //
-// Ownership (contracts.md §3): a session is ours when its tag apitap:stack
-// equals this stack's name. We never modify or delete any other session; a
-// foreign session on an ENI we want to mirror is a conflict.
+// Ownership (docs/contracts.md, "Ownership"): a session is ours only when
+// its tag apitap:stack equals this stack's name and it points at this
+// stack's mirror target (Config.Owns). We never modify or delete any other
+// session; a foreign session on an ENI we want to mirror is a conflict.
 package mirror
 
 import (
 	"time"
-)
 
-// Tag keys on every session apitap creates (contracts.md §3).
-const (
-	TagStack = "apitap:stack" // the owning CloudFormation stack's name
-	TagLB    = "apitap:lb"    // the load balancer ARN mirrored for
-	TagVNI   = "apitap:vni"   // the VNI, decimal
+	"github.com/apitap/apitap/internal/contract"
 )
 
 // Session limits AWS enforces.
@@ -78,8 +74,18 @@ type Session struct {
 	Tags     map[string]string
 }
 
-// Owner is the stack that owns s, "" when it carries no apitap:stack tag.
-func (s *Session) Owner() string { return s.Tags[TagStack] }
+// Owner is the stack named by s's apitap:stack tag, "" when it has none.
+// The tag alone does not make a session ours: see Config.Owns.
+func (s *Session) Owner() string { return s.Tags[contract.TagStack] }
+
+// Owns reports whether s is ours: its apitap:stack tag is the stack's name
+// and it points at the stack's mirror target. Every path that deletes or
+// replaces a session decides with this, on the tags read back from AWS,
+// never on what a server-side filter returned. With an empty stack name or
+// target (a config that skipped Validate) nothing is ours.
+func (c Config) Owns(s Session) bool {
+	return c.StackName != "" && c.TargetID != "" && s.Tags[contract.TagStack] == c.StackName && s.TargetID == c.TargetID
+}
 
 // Blocked is an ENI that must not be tried again before Until: its last
 // create failed for a reason that does not go away by retrying at once
@@ -113,9 +119,9 @@ type Create struct {
 	// Shadowed is set when a foreign session with a lower number may take
 	// the traffic first (ConflictCoexist).
 	Shadowed bool
-	// Replaces is the id of our session this one replaces (VNI or LB
-	// changed): delete it once this create succeeds.
-	Replaces string
+	// Replaces is our session this one replaces (VNI or LB changed):
+	// delete it once this create succeeds. nil when it replaces none.
+	Replaces *Session
 }
 
 // Delete is a session of ours to delete.

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/apitap/apitap/internal/contract"
 )
 
 // Defaults for Config's zero values.
@@ -95,8 +97,11 @@ func (c *Config) Validate() error {
 //     ENI has room and a free number for both, otherwise it is deleted
 //     first ("replaced").
 //
-// A session of ours is one whose apitap:stack tag is Config.StackName,
-// whatever its target. Ours on an ENI not desired is deleted ("source no
+// A session of ours is one Config.Owns: its apitap:stack tag is
+// Config.StackName and its target is Config.TargetID. A session tagged
+// with our stack but pointing elsewhere is foreign (we did not create it
+// for this target; deleting it could stop someone else's mirroring). Ours
+// on an ENI not desired is deleted ("source no
 // longer desired") unless Input.Created shows it was created less than
 // Grace ago (Protected). Foreign sessions are never deleted or replaced.
 //
@@ -135,7 +140,7 @@ func (in Input) Plan() Plan {
 			continue
 		}
 		for _, s := range sessions {
-			if !owned(s, cfg.StackName) {
+			if !cfg.Owns(s) {
 				continue
 			}
 			d := Delete{Session: s, Reason: "source no longer desired"}
@@ -160,7 +165,7 @@ func (in Input) Plan() Plan {
 func planSource(p *Plan, in Input, cfg Config, src Source, sessions []Session) {
 	var ours, foreign []Session
 	for _, s := range sessions {
-		if owned(s, cfg.StackName) {
+		if cfg.Owns(s) {
 			ours = append(ours, s)
 		} else {
 			foreign = append(foreign, s)
@@ -170,7 +175,7 @@ func planSource(p *Plan, in Input, cfg Config, src Source, sessions []Session) {
 
 	correct := func(s *Session) bool {
 		return s.TargetID == cfg.TargetID && s.FilterID == cfg.FilterID &&
-			s.VNI == src.VNI && s.Tags[TagLB] == src.LB
+			s.VNI == src.VNI && s.Tags[contract.TagLB] == src.LB
 	}
 	// The best of ours is kept. The order is total, so racing invocations
 	// that see different subsets never delete the globally best one.
@@ -269,7 +274,8 @@ func planSource(p *Plan, in Input, cfg Config, src Source, sessions []Session) {
 	}
 	if keeper != nil {
 		if createFirst {
-			c.Replaces = keeper.ID
+			replaced := *keeper
+			c.Replaces = &replaced
 		} else {
 			p.Deletes = append(p.Deletes, Delete{Session: *keeper, Reason: "replaced"})
 		}
@@ -278,12 +284,6 @@ func planSource(p *Plan, in Input, cfg Config, src Source, sessions []Session) {
 	if len(foreign) > 0 {
 		p.Conflicts = append(p.Conflicts, problem(coexisting(foreign, number)))
 	}
-}
-
-// owned says whether s belongs to stack. With no stack name (a config that
-// skipped Validate) nothing is ours: untagged sessions must stay foreign.
-func owned(s Session, stack string) bool {
-	return stack != "" && s.Owner() == stack
 }
 
 // lowestFree is the lowest number from base not in used; it may exceed

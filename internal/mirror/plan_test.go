@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/apitap/apitap/internal/contract"
 )
 
 const (
@@ -35,12 +37,12 @@ func src(eni, lb string, vni uint32) Source {
 // ours is a correct session of this stack for lbA.
 func ours(id, eni string, number int32) Session {
 	return Session{ID: id, ENI: eni, TargetID: target, FilterID: filter, Number: number, VNI: vniA,
-		Tags: map[string]string{TagStack: stack, TagLB: lbA, TagVNI: fmt.Sprint(vniA)}}
+		Tags: map[string]string{contract.TagStack: stack, contract.TagLB: lbA, contract.TagVNI: fmt.Sprint(vniA)}}
 }
 
 func foreign(id, eni string, number int32) Session {
 	return Session{ID: id, ENI: eni, TargetID: "tmt-theirs", FilterID: "tmf-theirs", Number: number, VNI: 7,
-		Tags: map[string]string{TagStack: "someone-else"}}
+		Tags: map[string]string{contract.TagStack: "someone-else"}}
 }
 
 func with(s Session, f func(*Session)) Session {
@@ -55,8 +57,8 @@ func summarize(p Plan) []string {
 	var out []string
 	for _, c := range p.Creates {
 		line := fmt.Sprintf("create %s n=%d lb=%s", c.Source.ENI, c.Number, c.Source.LB)
-		if c.Replaces != "" {
-			line += " replaces=" + c.Replaces
+		if c.Replaces != nil {
+			line += " replaces=" + c.Replaces.ID
 		}
 		if c.Shadowed {
 			line += " shadowed"
@@ -140,10 +142,10 @@ func TestPlan(t *testing.T) {
 			want:    []string{"create eni-1 n=2 lb=" + lbB + " replaces=tms-1"},
 		},
 		{
-			name:    "ours on an old target is still ours: replaced",
+			name:    "tagged with our stack but on another target: foreign, a conflict, never replaced",
 			desired: []Source{src("eni-1", lbA, vniA)},
 			actual:  []Session{with(ours("tms-1", "eni-1", 1), func(s *Session) { s.TargetID = "tmt-old" })},
-			want:    []string{"create eni-1 n=2 lb=" + lbA + " replaces=tms-1"},
+			want:    []string{"conflict eni-1 [tms-1]"},
 		},
 		{
 			name:    "wrong filter: replaced",
@@ -221,7 +223,7 @@ func TestPlan(t *testing.T) {
 		{
 			name:    "session of another apitap stack on our target is foreign and left alone",
 			desired: []Source{src("eni-1", lbA, vniA)},
-			actual:  []Session{with(ours("tms-x", "eni-2", 1), func(s *Session) { s.Tags[TagStack] = "apitap-dev" })},
+			actual:  []Session{with(ours("tms-x", "eni-2", 1), func(s *Session) { s.Tags[contract.TagStack] = "apitap-dev" })},
 			want:    []string{"create eni-1 n=1 lb=" + lbA},
 		},
 		{
@@ -329,9 +331,9 @@ func TestPlan(t *testing.T) {
 			want: []string{"create eni-1 n=2 lb=" + lbA + " replaces=tms-a", "delete tms-b (duplicate)"},
 		},
 		{
-			name:   "ours on an ENI no longer desired: deleted",
+			name:   "ours on an ENI no longer desired: deleted; our tag on another target is not ours",
 			actual: []Session{ours("tms-1", "eni-1", 1), with(ours("tms-2", "eni-2", 1), func(s *Session) { s.TargetID = "tmt-old" })},
-			want:   []string{"delete tms-1 (source no longer desired)", "delete tms-2 (source no longer desired)"},
+			want:   []string{"delete tms-1 (source no longer desired)"},
 		},
 		{
 			name:   "no stack name: untagged sessions are not taken for ours",
@@ -519,7 +521,7 @@ func TestPlanProperties(t *testing.T) {
 		p := in.Plan()
 		for _, c := range p.Creates {
 			seen["create"]++
-			if c.Replaces != "" {
+			if c.Replaces != nil {
 				seen["create replacing"]++
 			}
 			if c.Shadowed {
@@ -573,8 +575,12 @@ func checkInvariants(t *testing.T, in Input, p Plan) {
 			actual[s.ID] = s
 		}
 	}
-	// A session is ours when tagged with our (non-empty) stack name.
-	mine := func(s Session) bool { return cfg.StackName != "" && s.Owner() == cfg.StackName }
+	// A session is ours when tagged with our (non-empty) stack name and
+	// pointing at our target: checked here without Config.Owns, so that a
+	// wrong Owns is caught.
+	mine := func(s Session) bool {
+		return cfg.StackName != "" && s.Tags[contract.TagStack] == cfg.StackName && s.TargetID == cfg.TargetID
+	}
 	isOurs := func(id string) bool {
 		s, ok := actual[id]
 		return ok && mine(s)
@@ -587,8 +593,8 @@ func checkInvariants(t *testing.T, in Input, p Plan) {
 		}
 	}
 	for _, c := range p.Creates {
-		if c.Replaces != "" && !isOurs(c.Replaces) {
-			t.Errorf("create on %s replaces %s, which is not an existing session of ours", c.Source.ENI, c.Replaces)
+		if c.Replaces != nil && !isOurs(c.Replaces.ID) {
+			t.Errorf("create on %s replaces %s, which is not an existing session of ours", c.Source.ENI, c.Replaces.ID)
 		}
 	}
 	// Deleted at most once, and never both deleted and protected.
@@ -669,12 +675,12 @@ func checkInvariants(t *testing.T, in Input, p Plan) {
 		id := "new-" + c.Source.ENI
 		state[id] = Session{ID: id, ENI: c.Source.ENI, TargetID: cfg.TargetID, FilterID: cfg.FilterID,
 			Number: c.Number, VNI: c.Source.VNI,
-			Tags: map[string]string{TagStack: cfg.StackName, TagLB: c.Source.LB}}
+			Tags: map[string]string{contract.TagStack: cfg.StackName, contract.TagLB: c.Source.LB}}
 		checkENIs("after create on " + c.Source.ENI)
 	}
 	for _, c := range p.Creates {
-		if c.Replaces != "" {
-			delete(state, c.Replaces)
+		if c.Replaces != nil {
+			delete(state, c.Replaces.ID)
 		}
 	}
 	checkENIs("after replacing")
@@ -704,7 +710,7 @@ func checkInvariants(t *testing.T, in Input, p Plan) {
 				continue
 			}
 			count++
-			if s.TargetID == cfg.TargetID && s.FilterID == cfg.FilterID && s.VNI == src.VNI && s.Tags[TagLB] == src.LB {
+			if s.TargetID == cfg.TargetID && s.FilterID == cfg.FilterID && s.VNI == src.VNI && s.Tags[contract.TagLB] == src.LB {
 				good++
 			}
 		}
@@ -775,8 +781,8 @@ func deleteIDs(ds []Delete) []string {
 func replaceIDs(cs []Create) []string {
 	var out []string
 	for _, c := range cs {
-		if c.Replaces != "" {
-			out = append(out, c.Replaces)
+		if c.Replaces != nil {
+			out = append(out, c.Replaces.ID)
 		}
 	}
 	return out
@@ -829,14 +835,14 @@ func randomInput(rng *rand.Rand) Input {
 			s := Session{ID: fmt.Sprintf("tms-%03d", id), ENI: eni, Number: nums[k], Tags: map[string]string{}}
 			lb, vni := lbOf()
 			s.VNI = vni
-			s.Tags[TagLB] = lb
+			s.Tags[contract.TagLB] = lb
 			switch rng.IntN(4) {
 			case 0, 1:
-				s.Tags[TagStack] = stack
+				s.Tags[contract.TagStack] = stack
 			case 2:
-				s.Tags[TagStack] = "apitap-other"
+				s.Tags[contract.TagStack] = "apitap-other"
 			case 3: // untagged
-				delete(s.Tags, TagLB)
+				delete(s.Tags, contract.TagLB)
 			}
 			s.TargetID = pick(target, target, "tmt-old")
 			s.FilterID = pick(filter, filter, "tmf-old")

@@ -6,13 +6,18 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apitap/apitap/internal/inventory"
 	"github.com/apitap/apitap/internal/mirror"
+	"github.com/apitap/apitap/internal/sessionwriter"
 )
 
 // Config is what the stack tells the functions (through environment
-// variables, see FromEnv).
+// variables, see lambdafn.ConfigFromEnv).
 type Config struct {
 	Mirror mirror.Config
+	// MirrorNLBARN is the stack's own NLB, behind its mirror target: never
+	// selected. When empty it is looked up from the mirror target.
+	MirrorNLBARN string
 	// VPCID is the stack's VPC: load balancers elsewhere are not selectable.
 	VPCID string
 	// Region and AccountID build Classic load balancer ARNs (the Classic
@@ -32,29 +37,22 @@ type Config struct {
 	// BackoffBase and BackoffMax bound how long an ENI whose create failed
 	// for a lasting reason waits before it is tried again. Default 10m, 6h.
 	BackoffBase, BackoffMax time.Duration
+	// Settle is how long Describe is given to catch up with a create or a
+	// delete: before a create with a fresh token, and between the
+	// teardown's listings. Default 5s.
+	Settle time.Duration
 }
 
 func (c *Config) setDefaults() {
+	c.Mirror = c.Mirror.WithDefaults()
 	if c.MutationsPerSecond <= 0 {
-		c.MutationsPerSecond = 5
+		c.MutationsPerSecond = sessionwriter.DefaultMutationsPerSecond
 	}
 	if c.Margin <= 0 {
 		c.Margin = 10 * time.Second
 	}
-	if c.BackoffBase <= 0 {
-		c.BackoffBase = 10 * time.Minute
-	}
-	if c.BackoffMax <= 0 {
-		c.BackoffMax = 6 * time.Hour
-	}
-	if c.Mirror.SessionNumber == 0 {
-		c.Mirror.SessionNumber = 1
-	}
-	if c.Mirror.Conflict == "" {
-		c.Mirror.Conflict = mirror.ConflictSkip
-	}
-	if c.Mirror.Grace == 0 {
-		c.Mirror.Grace = 3 * time.Minute
+	if c.Settle <= 0 {
+		c.Settle = sessionwriter.DefaultSettle
 	}
 }
 
@@ -75,23 +73,25 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("orchestrator: %q is not a load balancer ARN", arn))
 		}
 	}
+	if c.MirrorNLBARN != "" && !strings.Contains(c.MirrorNLBARN, ":loadbalancer/net/") {
+		errs = append(errs, fmt.Errorf("orchestrator: mirror NLB %q is not a Network Load Balancer ARN", c.MirrorNLBARN))
+	}
 	if c.MutationsPerSecond < 0 {
 		errs = append(errs, errors.New("orchestrator: negative mutation rate"))
 	}
 	return errors.Join(errs...)
 }
 
-// classicARN is the ARN of a Classic load balancer.
-func (c *Config) classicARN(name string) string {
-	return fmt.Sprintf("arn:aws:elasticloadbalancing:%s:%s:loadbalancer/%s", c.Region, c.AccountID, name)
+func (c *Config) inventory() inventory.Config {
+	return inventory.Config{
+		Mirror: c.Mirror, MirrorNLBARN: c.MirrorNLBARN, VPCID: c.VPCID,
+		Region: c.Region, AccountID: c.AccountID, LBARNs: c.LBARNs, LBTags: c.LBTags,
+	}
 }
 
-// classicName is the name in a Classic ARN, "" for an ELBv2 ARN (whose
-// resource part is loadbalancer/app/... or loadbalancer/net/...).
-func classicName(arn string) string {
-	_, rest, ok := strings.Cut(arn, ":loadbalancer/")
-	if !ok || strings.Contains(rest, "/") {
-		return ""
+func (c *Config) writer() sessionwriter.Config {
+	return sessionwriter.Config{
+		Mirror: c.Mirror, MutationsPerSecond: c.MutationsPerSecond,
+		BackoffBase: c.BackoffBase, BackoffMax: c.BackoffMax, Settle: c.Settle,
 	}
-	return rest
 }

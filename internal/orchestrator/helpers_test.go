@@ -16,6 +16,7 @@ import (
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 
 	"github.com/apitap/apitap/internal/awssim"
+	"github.com/apitap/apitap/internal/contract"
 	"github.com/apitap/apitap/internal/mirror"
 	"github.com/apitap/apitap/internal/orchestrator"
 )
@@ -180,7 +181,7 @@ func (w *world) foreign(eni string, number int32, tags map[string]string) string
 func (w *world) ours() map[string][]awssim.Session {
 	out := map[string][]awssim.Session{}
 	for _, s := range w.acct.Sessions() {
-		if s.Tags[mirror.TagStack] == stack {
+		if s.Tags[contract.TagStack] == stack {
 			out[s.ENI] = append(out[s.ENI], s)
 		}
 	}
@@ -215,7 +216,7 @@ func (w *world) wantMirrored(want map[string]string, vnis map[string]uint32, num
 		if !ok {
 			w.t.Fatalf("test bug: no VNI for %s", lb)
 		}
-		if uint32(s.VNI) != vni || s.Tags[mirror.TagVNI] != fmt.Sprint(vni) || s.Tags[mirror.TagLB] != lb {
+		if uint32(s.VNI) != vni || s.Tags[contract.TagVNI] != fmt.Sprint(vni) || s.Tags[contract.TagLB] != lb {
 			w.t.Errorf("%s: VNI %d, tags %v; want VNI %d for %s", eni, s.VNI, s.Tags, vni, lb)
 		}
 		if s.Target != w.target || s.Filter != w.filter || s.Number != number || s.PacketLength != 0 {

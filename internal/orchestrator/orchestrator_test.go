@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/apitap/apitap/internal/awssim"
+	"github.com/apitap/apitap/internal/contract"
 	"github.com/apitap/apitap/internal/mirror"
 	"github.com/apitap/apitap/internal/orchestrator"
 )
@@ -47,7 +48,7 @@ func TestReconcileMirrorsEveryTargetKindOnce(t *testing.T) {
 		if s.ENI == e6 {
 			t.Errorf("unregistered instance's ENI %s mirrored: %+v", e6, s)
 		}
-		if s.Tags[mirror.TagStack] != stack {
+		if s.Tags[contract.TagStack] != stack {
 			t.Errorf("session %s not tagged with the stack: %v", s.ID, s.Tags)
 		}
 	}
@@ -343,8 +344,11 @@ func TestUnsupportedInstanceTypeBackoff(t *testing.T) {
 	o := w.orch(cfg)
 
 	r := clean(t, "first reconcile", o.Reconcile(bg(), time.Time{}))
-	if _, found := problem(r.Unsupported, "", et2, "unsupported"); !found {
+	if _, found := problem(r.Unsupported, "", et2, "not supported for Traffic Mirroring"); !found {
 		t.Errorf("t2 ENI not reported unsupported: %+v", r.Unsupported)
+	}
+	if r.Fallbacks != 0 {
+		t.Errorf("%d errors understood from their message: awssim answers the documented code", r.Fallbacks)
 	}
 	if n := w.attempts(0, et2); n != 1 {
 		t.Errorf("first run: %d create calls for the t2 ENI, want 1", n)
@@ -388,7 +392,7 @@ func TestDeselectDeletesOnlyOurs(t *testing.T) {
 	w.wantMirrored(map[string]string{ea: a, eb: b, eb2: b}, mirror.VNIs([]string{a, b}), 1)
 	// Foreign sessions on b's ENIs, after ours: another stack's, and one
 	// with no tag at all.
-	other := w.foreign(eb, 2, map[string]string{mirror.TagStack: "other-stack", mirror.TagLB: b})
+	other := w.foreign(eb, 2, map[string]string{contract.TagStack: "other-stack", contract.TagLB: b})
 	untagged := w.foreign(eb2, 3, nil)
 
 	o := w.orch(w.config(a)) // a stack update: new containers
@@ -420,7 +424,7 @@ func TestRemoveInstances(t *testing.T) {
 	o := w.orch(w.config(web))
 	clean(t, "reconcile", o.Reconcile(bg(), time.Time{}))
 	// Another stack mirrors i1 too, with the same instance tag.
-	other := w.foreign(e1, 2, map[string]string{mirror.TagStack: "other-stack", "apitap:instance": i1})
+	other := w.foreign(e1, 2, map[string]string{contract.TagStack: "other-stack", "apitap:instance": i1})
 	if err := w.acct.StopInstance(i1); err != nil {
 		t.Fatal(err)
 	}
@@ -575,7 +579,7 @@ func TestTeardown(t *testing.T) {
 				t.Fatalf("setup: %d ENIs mirrored, want 4", n)
 			}
 			// Foreign sessions next to ours.
-			other := w.foreign(enis[0], 2, map[string]string{mirror.TagStack: "other-stack"})
+			other := w.foreign(enis[0], 2, map[string]string{contract.TagStack: "other-stack"})
 			untagged := w.foreign(enis[1], 3, nil)
 			w.clock.Advance(tc.sinceCreate)
 

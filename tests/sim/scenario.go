@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/apitap/apitap/internal/awssim"
-	"github.com/apitap/apitap/internal/mirror"
+	"github.com/apitap/apitap/internal/contract"
 )
 
 // delivery is an event on its way: events are late, duplicated,
@@ -237,7 +237,7 @@ func (s *scenario) op() {
 		}
 		tags := map[string]string{"owner": "security-team"}
 		if w.rng.IntN(2) == 0 {
-			tags[mirror.TagStack] = "other-stack"
+			tags[contract.TagStack] = "other-stack"
 		}
 		id, err := w.acct.AddSession(awssim.SessionSpec{ENI: in.eni, Target: w.target, Filter: w.filter, Number: int32(1 + w.rng.IntN(3)), Tags: tags})
 		if err == nil {

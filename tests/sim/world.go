@@ -18,6 +18,7 @@ import (
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 
 	"github.com/apitap/apitap/internal/awssim"
+	"github.com/apitap/apitap/internal/contract"
 	"github.com/apitap/apitap/internal/lambdafn"
 	"github.com/apitap/apitap/internal/mirror"
 	"github.com/apitap/apitap/internal/orchestrator"
@@ -282,7 +283,7 @@ func (w *world) expected() (want, maybe map[string]uint32) {
 	// skip), but one that was there first is kept: either is right.
 	foreign := map[string]bool{}
 	for _, s := range w.acct.Sessions() {
-		if s.Tags[mirror.TagStack] != stackName {
+		if s.Tags[contract.TagStack] != stackName {
 			foreign[s.ENI] = true
 		}
 	}
@@ -323,7 +324,7 @@ func (w *world) check() outcome {
 	want, maybe := w.expected()
 	got := map[string][]uint32{}
 	for _, s := range w.acct.Sessions() {
-		if s.Tags[mirror.TagStack] == stackName {
+		if s.Tags[contract.TagStack] == stackName {
 			got[s.ENI] = append(got[s.ENI], uint32(s.VNI))
 		}
 	}
@@ -458,7 +459,7 @@ func (w *world) explain(eni string) string {
 // mirrored reports whether the ENI has a session of the stack.
 func (w *world) mirrored(eni string) bool {
 	for _, s := range w.acct.Sessions() {
-		if s.ENI == eni && s.Tags[mirror.TagStack] == stackName {
+		if s.ENI == eni && s.Tags[contract.TagStack] == stackName {
 			return true
 		}
 	}

@@ -26,7 +26,7 @@ import (
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 
 	"github.com/apitap/apitap/internal/awssim"
-	"github.com/apitap/apitap/internal/mirror"
+	"github.com/apitap/apitap/internal/contract"
 	"github.com/apitap/apitap/internal/orchestrator"
 )
 
@@ -282,7 +282,7 @@ func (w *World) Mirror(ctx context.Context, cfg orchestrator.Config) error {
 func (w *World) Ours() map[string]awssim.Session {
 	out := map[string]awssim.Session{}
 	for _, s := range w.Acct.Sessions() {
-		if s.Tags[mirror.TagStack] == StackName {
+		if s.Tags[contract.TagStack] == StackName {
 			out[s.ENI] = s
 		}
 	}
@@ -296,11 +296,11 @@ func (w *World) Describe(s awssim.Session) string {
 	if sample := w.SampleID(s.ENI); sample != "" {
 		eni += " (" + sample + ")"
 	}
-	lb := s.Tags[mirror.TagLB]
+	lb := s.Tags[contract.TagLB]
 	if n := w.LBName(lb); n != "" {
 		lb = n
 	}
-	owner := s.Tags[mirror.TagStack]
+	owner := s.Tags[contract.TagStack]
 	if owner == "" {
 		owner = "(none: foreign)"
 	}
