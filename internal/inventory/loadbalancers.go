@@ -51,7 +51,9 @@ func ClassicARN(region, account, name string) string {
 	return fmt.Sprintf("arn:aws:elasticloadbalancing:%s:%s:loadbalancer/%s", region, account, name)
 }
 
-func (r *Reader) classicARN(name string) string { return ClassicARN(r.cfg.Region, r.cfg.AccountID, name) }
+func (r *Reader) classicARN(name string) string {
+	return ClassicARN(r.cfg.Region, r.cfg.AccountID, name)
+}
 
 // classicName is the name in a Classic ARN, "" for an ELBv2 ARN (whose
 // resource part is loadbalancer/app/... or loadbalancer/net/...).
