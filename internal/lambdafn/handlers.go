@@ -48,6 +48,7 @@ func (f *Function) report(trigger string, res *orchestrator.Result, start time.T
 		s.Desired, s.Actual, s.Created, s.Deleted, s.Kept = res.Desired, res.Actual, res.Created, res.Deleted, res.Kept
 		s.Conflicts, s.Unsupported, s.Protected = len(res.Conflicts), len(res.Unsupported), len(res.Protected)
 		s.Errors, s.APICalls = len(res.Errors), res.APICalls
+		s.Adopted, s.Refused, s.UndocumentedErrors = res.Adopted, res.Refused, res.Fallbacks
 		for _, p := range res.Conflicts {
 			s.Add(summary.Detail{ENI: p.ENI, LB: p.LB, Action: summary.ActionConflict, Reason: p.Reason})
 		}
@@ -255,10 +256,13 @@ func (f *Function) Teardown(ctx context.Context, raw json.RawMessage) error {
 			defer cancel()
 		}
 		res = f.O.Teardown(work, f.deadline(work))
-		if res.Left > 0 || len(res.Errors) > 0 {
+		// SUCCESS only when the last listings showed no session of ours:
+		// errors on the way (a throttled call, a delete that was retried)
+		// do not matter then, and foreign sessions never do.
+		if !res.Complete {
 			resp.Status = "FAILED"
-			resp.Reason = fmt.Sprintf("removing %d mirror sessions of stack %s: %d left, %d errors: %v (see the function's log)",
-				res.Actual, f.StackName, res.Left, len(res.Errors), errors.Join(res.Errors...))
+			resp.Reason = fmt.Sprintf("removing the mirror sessions of stack %s: %d still listed, %d deleted, %d errors: %v (see the function's log)",
+				f.StackName, res.Remaining, res.Deleted, len(res.Errors), errors.Join(res.Errors...))
 			if len(resp.Reason) > 3500 {
 				resp.Reason = resp.Reason[:3500] + "..."
 			}

@@ -52,7 +52,16 @@ type Summary struct {
 	Conflicts   int // ENIs with a foreign session
 	Unsupported int // ENIs that cannot be mirrored now
 	Protected   int // deletions held back by the grace period
-	Errors      int
+	// Adopted counts creates answered with a session an earlier create
+	// with the same token had made.
+	Adopted int
+	// Refused counts deletes refused because the session was not ours:
+	// never more than 0 unless apitap has a bug.
+	Refused int
+	// UndocumentedErrors counts AWS errors understood only from their
+	// message, not from a documented code.
+	UndocumentedErrors int
+	Errors             int
 	APICalls    int
 	Duration    time.Duration
 
@@ -102,6 +111,9 @@ func (s *Summary) Log(logger *slog.Logger) {
 		slog.Int("conflicts", s.Conflicts),
 		slog.Int("unsupported", s.Unsupported),
 		slog.Int("protected", s.Protected),
+		slog.Int("adopted", s.Adopted),
+		slog.Int("refused", s.Refused),
+		slog.Int("undocumented_errors", s.UndocumentedErrors),
 		slog.Int("errors", s.Errors),
 		slog.Int("api_calls", s.APICalls),
 		slog.Float64("duration_ms", milliseconds(s.Duration)),
@@ -141,6 +153,8 @@ func (s *Summary) metrics() []metric {
 		{"Conflicts", "Count", float64(s.Conflicts)},
 		{"Unsupported", "Count", float64(s.Unsupported)},
 		{"Errors", "Count", float64(s.Errors)},
+		{"Refused", "Count", float64(s.Refused)},
+		{"UndocumentedErrors", "Count", float64(s.UndocumentedErrors)},
 		{"APICalls", "Count", float64(s.APICalls)},
 		{"Duration", "Milliseconds", milliseconds(s.Duration)},
 	}

@@ -14,7 +14,7 @@ func sample() *Summary {
 	s := &Summary{
 		Function: "reconcile", Trigger: "scheduled",
 		Desired: 12, Actual: 9, Created: 4, Deleted: 1, Kept: 7, Conflicts: 2,
-		Unsupported: 3, Protected: 6, Errors: 5, APICalls: 17,
+		Unsupported: 3, Protected: 6, Errors: 5, APICalls: 17, Refused: 1, UndocumentedErrors: 8,
 		Duration: 1500*time.Millisecond + 250*time.Microsecond,
 	}
 	s.Add(Detail{ENI: "eni-0abc0000000000001", LB: "arn:lb/web-alb", Session: "tms-01", Action: ActionCreated})
@@ -29,7 +29,7 @@ var wantMetrics = map[string]struct {
 }{
 	"Desired": {"Count", 12}, "Actual": {"Count", 9}, "Created": {"Count", 4}, "Deleted": {"Count", 1},
 	"Conflicts": {"Count", 2}, "Unsupported": {"Count", 3}, "Errors": {"Count", 5}, "APICalls": {"Count", 17},
-	"Duration": {"Milliseconds", 1500.25},
+	"Duration": {"Milliseconds", 1500.25}, "Refused": {"Count", 1}, "UndocumentedErrors": {"Count", 8},
 }
 
 // validUnits are the units the EMF specification's schema accepts.
