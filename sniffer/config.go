@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/apitap/apitap/internal/capture"
+	"github.com/apitap/apitap/internal/contract"
 	"github.com/apitap/apitap/internal/flow"
 	"github.com/apitap/apitap/internal/http1"
 	"github.com/apitap/apitap/internal/kafkasink"
@@ -31,6 +32,11 @@ type options struct {
 	logFormat     string
 	redact        string
 	pendingPolicy string
+	// checkConfig: print the effective settings and exit (-check-config).
+	checkConfig bool
+	// effective are the settings after flags and environment, one
+	// ENV=value line per flag, secrets masked.
+	effective []string
 
 	live     capture.LiveConfig
 	flow     flow.Config
@@ -89,9 +95,7 @@ func formatBytes(v int64) string {
 }
 
 // envName is the environment variable that sets a flag.
-func envName(flagName string) string {
-	return "SNIFFER_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
-}
+func envName(flagName string) string { return contract.SnifferEnv(flagName) }
 
 // parseFlags fills options from args, with SNIFFER_<FLAG> environment
 // variables as fallbacks: a flag on the command line wins.
@@ -100,6 +104,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs := flag.NewFlagSet("sniffer", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 
+	fs.BoolVar(&o.checkConfig, "check-config", false, "check the flags and SNIFFER_* environment, print the effective setting of every flag and exit (0 when valid, 2 when not)")
 	fs.StringVar(&o.pcap, "pcap", "", "replay this pcap or pcapng file instead of listening, then exit")
 	fs.StringVar(&o.kafka, "kafka", "embedded", `where records go: "embedded" (an in-process broker), "none" (only -out), or bootstrap brokers "host:port,host:port"`)
 	fs.StringVar(&o.embeddedAddr, "embedded-addr", "127.0.0.1:9092", "listen address of the in-process broker (-kafka embedded, live mode)")
@@ -144,7 +149,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.StringVar(&o.redact, "redact-headers", "", `comma-separated header names whose values are replaced by "****", e.g. "authorization,cookie,set-cookie"`)
 
 	// Kafka.
-	fs.StringVar(&o.kafkaCfg.Topic, "topic", "akto.api.logs", "Kafka topic of the records")
+	fs.StringVar(&o.kafkaCfg.Topic, contract.SnifferFlagTopic, contract.DefaultTopic, "Kafka topic of the records")
 	fs.DurationVar(&o.kafkaCfg.Linger, "kafka-linger", 10*time.Millisecond, "time a batch waits to fill")
 	fs.IntVar(&o.kafkaCfg.BatchSize, "kafka-batch-size", 100, "messages per batch (kafka-go allocates this many slots per partition batch; -kafka-batch-bytes bounds batches too)")
 	o.kafkaCfg.BatchBytes = 1 << 20
@@ -201,6 +206,16 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
+	fs.VisitAll(func(f *flag.Flag) {
+		if f.Name == "check-config" {
+			return
+		}
+		v := f.Value.String()
+		if f.Name == contract.SnifferFlagPassword && v != "" {
+			v = "****"
+		}
+		o.effective = append(o.effective, envName(f.Name)+"="+v)
+	})
 
 	o.live.ReadBuffer = int(rcvbuf)
 	o.flow.MaxConnBufferBytes = int(connBuf)

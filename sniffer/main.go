@@ -30,6 +30,12 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "sniffer: %v\n", err)
 		return 2
 	}
+	if o.checkConfig {
+		for _, line := range o.effective {
+			fmt.Fprintln(stdout, line)
+		}
+		return 0
+	}
 	logger := newLogger(o, stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/apitap/apitap/internal/contract"
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
@@ -18,7 +20,7 @@ import (
 
 // Defaults applied to zero fields of Config.
 const (
-	DefaultTopic           = "akto.api.logs"
+	DefaultTopic           = contract.DefaultTopic
 	DefaultLinger          = 10 * time.Millisecond
 	DefaultBatchSize       = 100
 	DefaultBatchBytes      = 1 << 20

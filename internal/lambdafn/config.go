@@ -20,51 +20,39 @@ import (
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancing"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 
+	"github.com/apitap/apitap/internal/contract"
 	"github.com/apitap/apitap/internal/mirror"
 	"github.com/apitap/apitap/internal/orchestrator"
 )
 
-// Environment variables the stack sets on every function.
-const (
-	EnvStackName     = "APITAP_STACK_NAME"
-	EnvTargetID      = "APITAP_MIRROR_TARGET_ID"
-	EnvFilterID      = "APITAP_MIRROR_FILTER_ID"
-	EnvVPCID         = "APITAP_VPC_ID"
-	EnvLBARNs        = "APITAP_LB_ARNS"         // comma-separated
-	EnvLBTags        = "APITAP_LB_TAGS"         // comma-separated key=value
-	EnvSessionNumber = "APITAP_SESSION_NUMBER"  // default 1
-	EnvConflict      = "APITAP_CONFLICT_POLICY" // skip (default) or coexist
-	EnvRate          = "APITAP_MUTATIONS_PER_SECOND"
-	EnvAccountID     = "APITAP_ACCOUNT_ID"
-	EnvRegion        = "AWS_REGION"
-)
-
-// ConfigFromEnv reads the orchestrator's configuration.
+// ConfigFromEnv reads the orchestrator's configuration from the variables
+// the stack sets (internal/contract names them; README "Configuration").
 func ConfigFromEnv(getenv func(string) string) (orchestrator.Config, error) {
 	var errs []error
 	c := orchestrator.Config{
 		Mirror: mirror.Config{
-			StackName: getenv(EnvStackName),
-			TargetID:  getenv(EnvTargetID),
-			FilterID:  getenv(EnvFilterID),
-			Conflict:  mirror.ConflictPolicy(getenv(EnvConflict)),
+			StackName: getenv(contract.EnvStackName),
+			TargetID:  getenv(contract.EnvTargetID),
+			FilterID:  getenv(contract.EnvFilterID),
+			Conflict:  mirror.ConflictPolicy(getenv(contract.EnvConflict)),
 		},
-		VPCID:     getenv(EnvVPCID),
-		Region:    getenv(EnvRegion),
-		AccountID: getenv(EnvAccountID),
+		MirrorNLBARN: getenv(contract.EnvMirrorNLBARN),
+		VPCID:        getenv(contract.EnvVPCID),
+		Region:       getenv(contract.EnvRegion),
+		AccountID:    getenv(contract.EnvAccountID),
 	}
-	for _, arn := range strings.Split(getenv(EnvLBARNs), ",") {
+	for _, arn := range strings.Split(getenv(contract.EnvLBARNs), ",") {
 		if arn = strings.TrimSpace(arn); arn != "" {
 			c.LBARNs = append(c.LBARNs, arn)
 		}
 	}
-	for _, kv := range strings.Split(getenv(EnvLBTags), ",") {
+	for _, kv := range strings.Split(getenv(contract.EnvLBTags), ",") {
 		if kv = strings.TrimSpace(kv); kv == "" {
 			continue
 		}
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
-			errs = append(errs, fmt.Errorf("%s: %q is not key=value", EnvLBTags, kv))
+			errs = append(errs, fmt.Errorf("%s: %q is not key=value", contract.EnvLBTags, kv))
 			continue
 		}
 		if c.LBTags == nil {
@@ -72,22 +60,22 @@ func ConfigFromEnv(getenv func(string) string) (orchestrator.Config, error) {
 		}
 		c.LBTags[k] = v
 	}
-	if v := getenv(EnvSessionNumber); v != "" {
+	if v := getenv(contract.EnvSessionNumber); v != "" {
 		n, err := strconv.ParseInt(v, 10, 32)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", EnvSessionNumber, err))
+			errs = append(errs, fmt.Errorf("%s: %w", contract.EnvSessionNumber, err))
 		}
 		c.Mirror.SessionNumber = int32(n)
 	}
-	if v := getenv(EnvRate); v != "" {
+	if v := getenv(contract.EnvRate); v != "" {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil || f <= 0 {
-			errs = append(errs, fmt.Errorf("%s: %q is not a positive number", EnvRate, v))
+			errs = append(errs, fmt.Errorf("%s: %q is not a positive number", contract.EnvRate, v))
 		}
 		c.MutationsPerSecond = f
 	}
 	if c.Region == "" {
-		errs = append(errs, fmt.Errorf("%s is not set", EnvRegion))
+		errs = append(errs, fmt.Errorf("%s is not set", contract.EnvRegion))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return c, err

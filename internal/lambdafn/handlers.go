@@ -12,12 +12,10 @@ import (
 	"time"
 
 	"github.com/apitap/apitap/events"
+	"github.com/apitap/apitap/internal/contract"
 	"github.com/apitap/apitap/internal/orchestrator"
 	"github.com/apitap/apitap/internal/summary"
 )
-
-// MetricsNamespace is where the functions' EMF metrics go.
-const MetricsNamespace = "apitap"
 
 // Function is one Lambda function's handler state, built once per
 // container.
@@ -68,7 +66,7 @@ func (f *Function) report(trigger string, res *orchestrator.Result, start time.T
 	s.Duration = f.Clock.Now().Sub(start)
 	s.Log(f.Log)
 	if f.Metrics != nil {
-		if err := s.EMF(f.Metrics, MetricsNamespace, map[string]string{"Function": f.Name, "Stack": f.StackName}); err != nil {
+		if err := s.EMF(f.Metrics, contract.FunctionNamespace, map[string]string{contract.DimFunction: f.Name, contract.DimStack: f.StackName}); err != nil {
 			f.Log.Error("writing metrics", "err", err)
 		}
 	}

@@ -787,9 +787,9 @@ func TestSummaryAndMetrics(t *testing.T) {
 		t.Fatalf("EMF _aws = %+v, want one metric directive and a timestamp", emf.AWS)
 	}
 	d := emf.AWS.CloudWatchMetrics[0]
-	if d.Namespace != MetricsNamespace || fmt.Sprint(d.Dimensions) != "[[Function Stack]]" || emf.Function != "instance-events" || emf.Stack != sampleworld.StackName {
+	if d.Namespace != contract.FunctionNamespace || fmt.Sprint(d.Dimensions) != "[[Function Stack]]" || emf.Function != "instance-events" || emf.Stack != sampleworld.StackName {
 		t.Errorf("EMF namespace %q dimensions %v (Function=%q Stack=%q), want %q [[Function Stack]] instance-events %s",
-			d.Namespace, d.Dimensions, emf.Function, emf.Stack, MetricsNamespace, sampleworld.StackName)
+			d.Namespace, d.Dimensions, emf.Function, emf.Stack, contract.FunctionNamespace, sampleworld.StackName)
 	}
 	var names []string
 	for _, m := range d.Metrics {
@@ -845,8 +845,8 @@ func TestConfigFromEnv(t *testing.T) {
 	alb := "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/web-alb/50dc6c495c0c9188"
 	clb := "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/legacy-clb"
 	good := map[string]string{
-		EnvStackName: "apitap", EnvTargetID: "tmt-0abc0000000000001", EnvFilterID: "tmf-0abc0000000000001",
-		EnvVPCID: "vpc-0abc0000000000001", EnvLBARNs: alb, EnvRegion: "us-east-1", EnvAccountID: "123456789012",
+		contract.EnvStackName: "apitap", contract.EnvTargetID: "tmt-0abc0000000000001", contract.EnvFilterID: "tmf-0abc0000000000001",
+		contract.EnvVPCID: "vpc-0abc0000000000001", contract.EnvLBARNs: alb, contract.EnvRegion: "us-east-1", contract.EnvAccountID: "123456789012",
 	}
 	with := func(kv ...string) map[string]string {
 		m := map[string]string{}
@@ -865,14 +865,14 @@ func TestConfigFromEnv(t *testing.T) {
 		err   string // "" for none; else in the error
 	}{
 		{name: "minimal", env: good, check: func(t *testing.T, c orchestrator.Config) {
-			if c.Mirror.StackName != "apitap" || c.Mirror.TargetID != good[EnvTargetID] || c.Mirror.FilterID != good[EnvFilterID] ||
-				c.VPCID != good[EnvVPCID] || c.Region != "us-east-1" || c.AccountID != "123456789012" ||
+			if c.Mirror.StackName != "apitap" || c.Mirror.TargetID != good[contract.EnvTargetID] || c.Mirror.FilterID != good[contract.EnvFilterID] ||
+				c.VPCID != good[contract.EnvVPCID] || c.Region != "us-east-1" || c.AccountID != "123456789012" ||
 				!slices.Equal(c.LBARNs, []string{alb}) || c.LBTags != nil || c.Mirror.SessionNumber != 0 || c.MutationsPerSecond != 0 {
 				t.Errorf("config %+v", c)
 			}
 		}},
-		{name: "everything", env: with(EnvLBARNs, " "+alb+" , "+clb+",", EnvLBTags, "team=web, apitap:mirror=true,,env=",
-			EnvSessionNumber, "7", EnvConflict, "coexist", EnvRate, "2.5"), check: func(t *testing.T, c orchestrator.Config) {
+		{name: "everything", env: with(contract.EnvLBARNs, " "+alb+" , "+clb+",", contract.EnvLBTags, "team=web, apitap:mirror=true,,env=",
+			contract.EnvSessionNumber, "7", contract.EnvConflict, "coexist", contract.EnvRate, "2.5"), check: func(t *testing.T, c orchestrator.Config) {
 			if !slices.Equal(c.LBARNs, []string{alb, clb}) {
 				t.Errorf("LB ARNs %q", c.LBARNs)
 			}
@@ -883,29 +883,29 @@ func TestConfigFromEnv(t *testing.T) {
 				t.Errorf("session number %d conflict %q rate %v", c.Mirror.SessionNumber, c.Mirror.Conflict, c.MutationsPerSecond)
 			}
 		}},
-		{name: "selection by tag only", env: with(EnvLBARNs, "", EnvLBTags, "apitap=on"), check: func(t *testing.T, c orchestrator.Config) {
+		{name: "selection by tag only", env: with(contract.EnvLBARNs, "", contract.EnvLBTags, "apitap=on"), check: func(t *testing.T, c orchestrator.Config) {
 			if len(c.LBARNs) != 0 || c.LBTags["apitap"] != "on" {
 				t.Errorf("config %+v", c)
 			}
 		}},
-		{name: "missing stack name", env: with(EnvStackName, ""), err: "stack name is required"},
-		{name: "missing target", env: with(EnvTargetID, ""), err: "target id is required"},
-		{name: "missing filter", env: with(EnvFilterID, ""), err: "filter id is required"},
-		{name: "missing VPC", env: with(EnvVPCID, ""), err: "VPC id is required"},
-		{name: "missing region", env: with(EnvRegion, ""), err: EnvRegion},
-		{name: "tag without =", env: with(EnvLBTags, "team"), err: EnvLBTags},
-		{name: "tag without key", env: with(EnvLBTags, "=web"), err: EnvLBTags},
-		{name: "session number not a number", env: with(EnvSessionNumber, "one"), err: EnvSessionNumber},
-		{name: "session number beyond int32", env: with(EnvSessionNumber, "4294967297"), err: EnvSessionNumber},
-		{name: "session number out of range", env: with(EnvSessionNumber, "32767"), err: "session number"},
-		{name: "negative session number", env: with(EnvSessionNumber, "-1"), err: "session number"},
-		{name: "rate not a number", env: with(EnvRate, "fast"), err: EnvRate},
-		{name: "rate zero", env: with(EnvRate, "0"), err: EnvRate},
-		{name: "rate negative", env: with(EnvRate, "-5"), err: EnvRate},
-		{name: "unknown conflict policy", env: with(EnvConflict, "replace"), err: "conflict policy"},
-		{name: "no selection", env: with(EnvLBARNs, " , "), err: "no load balancers selected"},
-		{name: "not an ARN", env: with(EnvLBARNs, "web-alb"), err: "is not a load balancer ARN"},
-		{name: "target group ARN", env: with(EnvLBARNs, "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web-instances/73e2d6bc24d8a067"), err: "is not a load balancer ARN"},
+		{name: "missing stack name", env: with(contract.EnvStackName, ""), err: "stack name is required"},
+		{name: "missing target", env: with(contract.EnvTargetID, ""), err: "target id is required"},
+		{name: "missing filter", env: with(contract.EnvFilterID, ""), err: "filter id is required"},
+		{name: "missing VPC", env: with(contract.EnvVPCID, ""), err: "VPC id is required"},
+		{name: "missing region", env: with(contract.EnvRegion, ""), err: contract.EnvRegion},
+		{name: "tag without =", env: with(contract.EnvLBTags, "team"), err: contract.EnvLBTags},
+		{name: "tag without key", env: with(contract.EnvLBTags, "=web"), err: contract.EnvLBTags},
+		{name: "session number not a number", env: with(contract.EnvSessionNumber, "one"), err: contract.EnvSessionNumber},
+		{name: "session number beyond int32", env: with(contract.EnvSessionNumber, "4294967297"), err: contract.EnvSessionNumber},
+		{name: "session number out of range", env: with(contract.EnvSessionNumber, "32767"), err: "session number"},
+		{name: "negative session number", env: with(contract.EnvSessionNumber, "-1"), err: "session number"},
+		{name: "rate not a number", env: with(contract.EnvRate, "fast"), err: contract.EnvRate},
+		{name: "rate zero", env: with(contract.EnvRate, "0"), err: contract.EnvRate},
+		{name: "rate negative", env: with(contract.EnvRate, "-5"), err: contract.EnvRate},
+		{name: "unknown conflict policy", env: with(contract.EnvConflict, "replace"), err: "conflict policy"},
+		{name: "no selection", env: with(contract.EnvLBARNs, " , "), err: "no load balancers selected"},
+		{name: "not an ARN", env: with(contract.EnvLBARNs, "web-alb"), err: "is not a load balancer ARN"},
+		{name: "target group ARN", env: with(contract.EnvLBARNs, "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web-instances/73e2d6bc24d8a067"), err: "is not a load balancer ARN"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := ConfigFromEnv(func(k string) string { return tc.env[k] })
@@ -926,12 +926,12 @@ func TestConfigFromEnv(t *testing.T) {
 
 // Several problems are reported at once.
 func TestConfigFromEnvReportsEveryProblem(t *testing.T) {
-	env := map[string]string{EnvLBTags: "team", EnvRate: "fast", EnvSessionNumber: "x"}
+	env := map[string]string{contract.EnvLBTags: "team", contract.EnvRate: "fast", contract.EnvSessionNumber: "x"}
 	_, err := ConfigFromEnv(func(k string) string { return env[k] })
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{EnvLBTags, EnvRate, EnvSessionNumber, EnvRegion} {
+	for _, want := range []string{contract.EnvLBTags, contract.EnvRate, contract.EnvSessionNumber, contract.EnvRegion} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %s", err, want)
 		}

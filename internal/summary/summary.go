@@ -62,8 +62,8 @@ type Summary struct {
 	// message, not from a documented code.
 	UndocumentedErrors int
 	Errors             int
-	APICalls    int
-	Duration    time.Duration
+	APICalls           int
+	Duration           time.Duration
 
 	// Details holds at most MaxDetails entries when filled through Add;
 	// Log caps it in any case.

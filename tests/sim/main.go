@@ -15,7 +15,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
+
+	"github.com/apitap/apitap/internal/awssim"
 )
 
 func main() {
@@ -24,12 +27,19 @@ func main() {
 	lbs := flag.Int("lbs", 12, "number of load balancers")
 	throttle := flag.Float64("throttle", 0.3, "fraction of API requests throttled")
 	verbose := flag.Bool("v", false, "print the functions' warnings")
+	filters := flag.String("filters", string(awssim.FiltersApply), "what the account does with filters AWS does not document (tag filters on DescribeTrafficMirrorSessions): apply, ignore (as moto does) or reject")
+	dups := flag.Bool("duplicate-numbers", false, "let the account create a second session with a session number already used on the ENI")
 	flag.Parse()
+	if !slices.Contains(awssim.FilterModes, awssim.FilterMode(*filters)) {
+		fmt.Fprintf(os.Stderr, "sim: -filters %q: want apply, ignore or reject\n", *filters)
+		os.Exit(2)
+	}
 	logs := io.Discard
 	if *verbose {
 		logs = os.Stderr
 	}
-	o, w, err := runScenario(scenarioOptions{Seed: *seed, Ops: *ops, LBs: *lbs, Throttle: *throttle}, logs)
+	o, w, err := runScenario(scenarioOptions{Seed: *seed, Ops: *ops, LBs: *lbs, Throttle: *throttle,
+		Filters: awssim.FilterMode(*filters), DuplicateNumbers: *dups}, logs)
 	if w != nil {
 		defer w.acct.Close()
 	}

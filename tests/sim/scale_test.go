@@ -20,7 +20,7 @@ func TestScale(t *testing.T) {
 	if testing.Short() {
 		t.Skip("scale test")
 	}
-	w, err := build(11, 0, io.Discard)
+	w, err := build(scenarioOptions{Seed: 11}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

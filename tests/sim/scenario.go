@@ -31,6 +31,13 @@ type scenarioOptions struct {
 	Ops      int
 	LBs      int
 	Throttle float64 // fraction of API requests throttled
+	// Filters is what the account does with filters AWS does not
+	// document (tag filters on DescribeTrafficMirrorSessions).
+	Filters awssim.FilterMode
+	// DuplicateNumbers lets the account create a second session with a
+	// number already used on the ENI (AWS does not say it refuses one):
+	// then only apitap's own care keeps a second session of ours away.
+	DuplicateNumbers bool
 }
 
 // runScenario performs ops random operations on the world, delivers their
@@ -40,7 +47,7 @@ func runScenario(opt scenarioOptions, logw io.Writer) (outcome, *world, error) {
 	if opt.LBs == 0 {
 		opt.LBs = 12
 	}
-	w, err := build(opt.Seed, opt.LBs, logw)
+	w, err := build(opt, logw)
 	if err != nil {
 		return outcome{}, nil, err
 	}
@@ -235,11 +242,19 @@ func (s *scenario) op() {
 		if in == nil {
 			return
 		}
+		target := w.target
 		tags := map[string]string{"owner": "security-team"}
-		if w.rng.IntN(2) == 0 {
+		switch w.rng.IntN(3) {
+		case 0:
 			tags[contract.TagStack] = "other-stack"
+		case 1:
+			// Our stack's tags, even the instance's, on another
+			// target: still not ours.
+			target = w.otherTarget
+			tags[contract.TagStack] = stackName
+			tags[contract.TagInstance] = in.id
 		}
-		id, err := w.acct.AddSession(awssim.SessionSpec{ENI: in.eni, Target: w.target, Filter: w.filter, Number: int32(1 + w.rng.IntN(3)), Tags: tags})
+		id, err := w.acct.AddSession(awssim.SessionSpec{ENI: in.eni, Target: target, Filter: w.filter, Number: int32(1 + w.rng.IntN(3)), Tags: tags})
 		if err == nil {
 			w.foreign[id] = true
 		}

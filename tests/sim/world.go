@@ -55,6 +55,9 @@ type world struct {
 	other    string // another VPC: its load balancers are not selectable
 	target   string
 	filter   string
+	// otherTarget is another stack's mirror target: a session on it is
+	// foreign even when it carries our stack's tag.
+	otherTarget string
 	lbs      []*lbInfo
 	insts    map[string]*instInfo
 	ipENI    map[string]string // ip target -> ENI
@@ -67,8 +70,9 @@ type world struct {
 }
 
 // build makes the account: load balancers of every kind, target groups,
-// a mirror target and filter.
-func build(seed uint64, nLB int, logw io.Writer) (*world, error) {
+// a mirror target and filter; another stack's mirror target.
+func build(opt scenarioOptions, logw io.Writer) (*world, error) {
+	seed, nLB := opt.Seed, opt.LBs
 	mc := awssim.NewManualClock(time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC))
 	w := &world{
 		rng:      rand.New(rand.NewPCG(seed, seed*7+1)),
@@ -79,7 +83,8 @@ func build(seed uint64, nLB int, logw io.Writer) (*world, error) {
 		selected: map[string]bool{},
 		log:      slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
-	w.acct = awssim.New(awssim.Options{Seed: seed, Clock: mc, UnsupportedInstanceTypes: []string{"t2"}})
+	w.acct = awssim.New(awssim.Options{Seed: seed, Clock: mc, UnsupportedInstanceTypes: []string{"t2"},
+		UndocumentedFilters: opt.Filters, AllowDuplicateNumbers: opt.DuplicateNumbers})
 	w.vpc = w.acct.AddVPC()
 	w.other = w.acct.AddVPC()
 	nlb, err := w.acct.AddLoadBalancer("network", w.vpc, "apitap-mirror", nil)
@@ -90,6 +95,13 @@ func build(seed uint64, nLB int, logw io.Writer) (*world, error) {
 		return nil, err
 	}
 	w.filter = w.acct.AddMirrorFilter()
+	otherNLB, err := w.acct.AddLoadBalancer("network", w.vpc, "other-mirror", nil)
+	if err != nil {
+		return nil, err
+	}
+	if w.otherTarget, err = w.acct.AddMirrorTarget(otherNLB); err != nil {
+		return nil, err
+	}
 	for i := 0; i < nLB; i++ {
 		if err := w.addLB(i); err != nil {
 			return nil, err
@@ -160,6 +172,7 @@ func (w *world) config() orchestrator.Config {
 	sort.Strings(arns)
 	return orchestrator.Config{
 		Mirror:    mirror.Config{StackName: stackName, TargetID: w.target, FilterID: w.filter},
+		Settle:    5 * time.Second,
 		VPCID:     w.vpc,
 		Region:    awssim.DefaultRegion,
 		AccountID: awssim.DefaultAccountID,
@@ -283,7 +296,7 @@ func (w *world) expected() (want, maybe map[string]uint32) {
 	// skip), but one that was there first is kept: either is right.
 	foreign := map[string]bool{}
 	for _, s := range w.acct.Sessions() {
-		if s.Tags[contract.TagStack] != stackName {
+		if !w.ours(s) {
 			foreign[s.ENI] = true
 		}
 	}
@@ -324,7 +337,7 @@ func (w *world) check() outcome {
 	want, maybe := w.expected()
 	got := map[string][]uint32{}
 	for _, s := range w.acct.Sessions() {
-		if s.Tags[contract.TagStack] == stackName {
+		if w.ours(s) {
 			got[s.ENI] = append(got[s.ENI], uint32(s.VNI))
 		}
 	}
@@ -459,9 +472,14 @@ func (w *world) explain(eni string) string {
 // mirrored reports whether the ENI has a session of the stack.
 func (w *world) mirrored(eni string) bool {
 	for _, s := range w.acct.Sessions() {
-		if s.ENI == eni && s.Tags[contract.TagStack] == stackName {
+		if s.ENI == eni && w.ours(s) {
 			return true
 		}
 	}
 	return false
+}
+
+// ours says whether s is the stack's: its tag and its mirror target.
+func (w *world) ours(s awssim.Session) bool {
+	return s.Tags[contract.TagStack] == stackName && s.Target == w.target
 }

@@ -236,14 +236,15 @@ func (w *World) Rewrite(raw []byte) []byte {
 // web-alb and api-nlb selected by ARN, legacy-clb by its tag.
 func (w *World) Env() map[string]string {
 	return map[string]string{
-		"APITAP_STACK_NAME":       StackName,
-		"APITAP_MIRROR_TARGET_ID": w.Target,
-		"APITAP_MIRROR_FILTER_ID": w.Filter,
-		"APITAP_VPC_ID":           w.VPC,
-		"APITAP_LB_ARNS":          w.ALB + "," + w.NLB,
-		"APITAP_LB_TAGS":          ClassicTagKey + "=" + ClassicTagValue,
-		"APITAP_ACCOUNT_ID":       awssim.DefaultAccountID,
-		"AWS_REGION":              awssim.DefaultRegion,
+		contract.EnvStackName:    StackName,
+		contract.EnvTargetID:     w.Target,
+		contract.EnvFilterID:     w.Filter,
+		contract.EnvMirrorNLBARN: w.MirrorNLB,
+		contract.EnvVPCID:        w.VPC,
+		contract.EnvLBARNs:       w.ALB + "," + w.NLB,
+		contract.EnvLBTags:       ClassicTagKey + "=" + ClassicTagValue,
+		contract.EnvAccountID:    awssim.DefaultAccountID,
+		contract.EnvRegion:       awssim.DefaultRegion,
 	}
 }
 
