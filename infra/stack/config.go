@@ -7,6 +7,8 @@
 package stack
 
 import (
+	"github.com/apitap/apitap/internal/contract"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -113,7 +115,7 @@ var (
 
 const (
 	DefaultStackName         = "apitap"
-	DefaultKafkaTopic        = "akto.api.logs"
+	DefaultKafkaTopic        = contract.DefaultTopic
 	DefaultAktoAccountID     = "1000000"
 	DefaultReconcileSchedule = "rate(5 minutes)"
 	DefaultLogRetentionDays  = 30

@@ -12,6 +12,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambdadestinations"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/apitap/apitap/internal/contract"
 )
 
 // FunctionSpec is how one function is deployed.
@@ -57,15 +59,16 @@ type functions map[string]*function
 func (s *Stack) functions(m mirror, n notifications, assets Assets) functions {
 	cfg, st := s.Config, s.Stack
 	env := map[string]*string{
-		"APITAP_STACK_NAME":       jsii.String(cfg.StackName),
-		"APITAP_MIRROR_TARGET_ID": m.target.Ref(),
-		"APITAP_MIRROR_FILTER_ID": m.filter.Ref(),
-		"APITAP_VPC_ID":           jsii.String(cfg.VPCID),
-		"APITAP_LB_ARNS":          jsii.String(strings.Join(cfg.LoadBalancerARNs, ",")),
-		"APITAP_LB_TAGS":          jsii.String(joinTags(cfg.LoadBalancerTags)),
-		"APITAP_SESSION_NUMBER":   jsii.String(fmt.Sprint(cfg.SessionNumber)),
-		"APITAP_CONFLICT_POLICY":  jsii.String(cfg.ConflictPolicy),
-		"APITAP_ACCOUNT_ID":       awscdk.Aws_ACCOUNT_ID(),
+		contract.EnvStackName:     jsii.String(cfg.StackName),
+		contract.EnvTargetID:      m.target.Ref(),
+		contract.EnvFilterID:      m.filter.Ref(),
+		contract.EnvMirrorNLBARN:  m.nlb.LoadBalancerArn(),
+		contract.EnvVPCID:         jsii.String(cfg.VPCID),
+		contract.EnvLBARNs:        jsii.String(strings.Join(cfg.LoadBalancerARNs, ",")),
+		contract.EnvLBTags:        jsii.String(joinTags(cfg.LoadBalancerTags)),
+		contract.EnvSessionNumber: jsii.String(fmt.Sprint(cfg.SessionNumber)),
+		contract.EnvConflict:      jsii.String(cfg.ConflictPolicy),
+		contract.EnvAccountID:     awscdk.Aws_ACCOUNT_ID(),
 	}
 	out := functions{}
 	for _, spec := range FunctionSpecs {

@@ -5,6 +5,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/apitap/apitap/internal/contract"
 )
 
 // Alarm names are <stack>-<suffix>.
@@ -68,9 +70,11 @@ func (s *Stack) monitoring(f fleet, m mirror, fns functions, n notifications) {
 	}
 	for _, name := range []string{"Desired", "Actual", "Created", "Deleted", "Conflicts", "Unsupported", "Errors"} {
 		emf = append(emf, awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
-			Namespace:     jsii.String(s.Names.FunctionNamespace),
-			MetricName:    jsii.String(name),
-			DimensionsMap: &map[string]*string{"Function": jsii.String(s.Names.Functions["reconcile"]), "Stack": jsii.String(cfg.StackName)},
+			Namespace:  jsii.String(s.Names.FunctionNamespace),
+			MetricName: jsii.String(name),
+			// The functions emit their key (reconcile), not their
+			// physical name, as the Function dimension.
+			DimensionsMap: &map[string]*string{contract.DimFunction: jsii.String(contract.FnReconcile), contract.DimStack: jsii.String(cfg.StackName)},
 			Statistic:     jsii.String("Maximum"),
 			Period:        five,
 			Label:         jsii.String(name),

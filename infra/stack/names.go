@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
+
+	"github.com/apitap/apitap/internal/contract"
 )
 
 // Physical names. Every resource that AWS lets us name is named after the
@@ -35,7 +37,7 @@ type Names struct {
 }
 
 // FunctionKeys are the Lambda functions, named as under functions/.
-var FunctionKeys = []string{"instance-events", "stack-events", "reconcile", "teardown"}
+var FunctionKeys = contract.Functions
 
 // NamesFor derives every physical name from the configuration.
 func NamesFor(c Config) Names {
@@ -56,8 +58,8 @@ func NamesFor(c Config) Names {
 		TrailBucket:       bucketName(s, c.Account, c.Region),
 		AlarmPrefix:       s + "-",
 		RulePrefix:        s + "-",
-		MetricsNamespace:  "apitap/sniffer",
-		FunctionNamespace: "apitap",
+		MetricsNamespace:  contract.SnifferNamespace,
+		FunctionNamespace: contract.FunctionNamespace,
 	}
 	for _, k := range FunctionKeys {
 		n.Functions[k] = s + "-" + k

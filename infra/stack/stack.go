@@ -15,6 +15,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/apitap/apitap/internal/contract"
 )
 
 // Ports of the sniffer (README "Health and metrics").
@@ -26,7 +28,7 @@ const (
 
 // TagStack is the tag on every resource of the stack and on every mirror
 // session the functions create (contracts.md §3).
-const TagStack = "apitap:stack"
+const TagStack = contract.TagStack
 
 // Assets are the files the stack deploys, built by `make build-functions
 // build-sniffer-arm64` before synth.

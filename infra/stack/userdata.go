@@ -8,6 +8,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3assets"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/apitap/apitap/internal/contract"
 )
 
 // Paths on the sniffer instances.
@@ -46,19 +48,19 @@ func SASLMechanism(a KafkaAuth) string {
 // Manager, never stored in the template).
 func (c Config) SnifferEnvLines() []string {
 	env := map[string]string{
-		"SNIFFER_KAFKA":       strings.Join(c.KafkaBrokers, ","),
-		"SNIFFER_TOPIC":       c.KafkaTopic,
-		"SNIFFER_KAFKA_TLS":   fmt.Sprint(c.KafkaTLS),
-		"SNIFFER_ACCOUNT_ID":  c.AktoAccountID,
-		"SNIFFER_LISTEN":      fmt.Sprintf(":%d", VXLANPort),
-		"SNIFFER_HEALTH_ADDR": fmt.Sprintf(":%d", HealthPort),
-		"SNIFFER_ADMIN_ADDR":  fmt.Sprintf("127.0.0.1:%d", AdminPort),
-		"SNIFFER_LOG_FORMAT":  "json",
+		contract.SnifferEnv(contract.SnifferFlagKafka):      strings.Join(c.KafkaBrokers, ","),
+		contract.SnifferEnv(contract.SnifferFlagTopic):      c.KafkaTopic,
+		contract.SnifferEnv(contract.SnifferFlagKafkaTLS):   fmt.Sprint(c.KafkaTLS),
+		contract.SnifferEnv(contract.SnifferFlagAccountID):  c.AktoAccountID,
+		contract.SnifferEnv(contract.SnifferFlagListen):     fmt.Sprintf(":%d", VXLANPort),
+		contract.SnifferEnv(contract.SnifferFlagHealthAddr): fmt.Sprintf(":%d", HealthPort),
+		contract.SnifferEnv(contract.SnifferFlagAdminAddr):  fmt.Sprintf("127.0.0.1:%d", AdminPort),
+		contract.SnifferEnv(contract.SnifferFlagLogFormat):  "json",
 		// For MSK IAM request signing (the SDK's default configuration).
-		"AWS_REGION": c.Region,
+		contract.EnvRegion: c.Region,
 	}
 	if m := SASLMechanism(c.KafkaAuth); m != "" {
-		env["SNIFFER_KAFKA_SASL"] = m
+		env[contract.SnifferEnv(contract.SnifferFlagKafkaSASL)] = m
 	}
 	for k, v := range c.SnifferEnv {
 		if _, set := env[k]; !set {
@@ -119,11 +121,11 @@ func (s *Stack) userData(binary awss3assets.Asset, unit string) awsec2.UserData 
 
 // secretToEnv turns the Secrets Manager secret {"username","password"}
 // (Amazon MSK's SASL/SCRAM format) into quoted systemd environment lines.
-const secretToEnv = `import json, sys
+var secretToEnv = fmt.Sprintf(`import json, sys
 s = json.load(sys.stdin)
 q = lambda v: chr(34) + v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34)) + chr(34)
-print("SNIFFER_KAFKA_USERNAME=" + q(s["username"]))
-print("SNIFFER_KAFKA_PASSWORD=" + q(s["password"]))`
+print("%s=" + q(s["username"]))
+print("%s=" + q(s["password"]))`, contract.SnifferEnv(contract.SnifferFlagUsername), contract.SnifferEnv(contract.SnifferFlagPassword))
 
 // DropMetrics are the sniffer counters whose increase is published as the
 // CloudWatch metric Drops: records or packets lost inside the sniffer.

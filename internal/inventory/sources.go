@@ -15,9 +15,10 @@ import (
 	"github.com/apitap/apitap/internal/mirror"
 )
 
-// TokenWindow is how long a create's ClientToken stays the same (part of
-// Source.Epoch; docs/contracts.md, "ClientToken").
-const TokenWindow = 10 * time.Minute
+// tokenDay is the UTC date in Source.Epoch: the ClientToken of a session
+// changes once a day, which bounds how many generations of a token a
+// create may have to walk (sessionwriter; docs/contracts.md, "ClientToken").
+const tokenDay = "2006-01-02"
 
 // Instance is what the planner needs to know of an instance.
 type Instance struct {
@@ -169,7 +170,7 @@ func (r *Reader) SplitTargets(ctx context.Context, targetIDs []string) (instance
 // Sources resolves targets to the ENIs to mirror: an instance's primary
 // ENI, or the ENI holding an ip target's address. One ENI targeted by
 // several selected load balancers is mirrored once, for the first in
-// sorted-ARN order. now fixes the ClientToken window.
+// sorted-ARN order. now fixes the ClientToken's day.
 func (r *Reader) Sources(ctx context.Context, lbs []LoadBalancer, ts []Target, now time.Time) ([]mirror.Source, error) {
 	vni := map[string]uint32{}
 	for _, lb := range lbs {
@@ -239,10 +240,11 @@ func (r *Reader) Sources(ctx context.Context, lbs []LoadBalancer, ts []Target, n
 		add(mirror.Source{ENI: e.ID, LB: t.LB, VNI: vni[t.LB], InstanceID: e.Instance, Epoch: e.Attached.UTC().Format(time.RFC3339)})
 	}
 	// The ClientToken makes a create safe to repeat: SDK retries and
-	// handlers racing for the same ENI within minutes. Beyond that a new
-	// token is wanted: EC2 answers a known token with the original session
-	// even after it was deleted (an ENI deselected and selected again).
-	bucket := now.UTC().Truncate(TokenWindow).Format(time.RFC3339)
+	// handlers racing for the same ENI. EC2 answers a known token with the
+	// original session even after it was deleted (an ENI deselected and
+	// selected again): the writer then moves to the token's next
+	// generation; the day bounds how many there can be.
+	bucket := now.UTC().Format(tokenDay)
 	out := make([]mirror.Source, 0, len(order))
 	for _, id := range order {
 		s := *byENI[id]

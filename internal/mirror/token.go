@@ -22,10 +22,11 @@ const tokenPrefix = "apitap-"
 //   - vni: a session replaced because its load balancer's VNI changed is
 //     re-created with the same target, filter and often the same number;
 //     with the old token EC2 would answer IdempotentParameterMismatch.
-//   - epoch: the source's launch or attach time (Source.Epoch). After a
-//     stop/start we delete the session and must create it again; with the
-//     old token EC2 would return the id of the deleted session and create
-//     nothing.
+//   - epoch: the source's launch or attach time and the UTC day
+//     (Source.Epoch), and for a token's later generations a "#n" suffix
+//     (TokenGeneration). After a stop/start we delete the session and must
+//     create it again; with the old token EC2 would return the id of the
+//     deleted session and create nothing.
 //
 // The fields are length-prefixed before hashing, so no two different keys
 // hash the same input whatever characters they contain. The result is
@@ -47,4 +48,16 @@ func ClientToken(stack, eni, target, filter string, number int32, vni uint32, ep
 	}
 	sum := h.Sum(nil)
 	return tokenPrefix + hex.EncodeToString(sum[:16])
+}
+
+// TokenGeneration is the epoch of generation n of a create's token:
+// generation 0 is epoch itself. When EC2 answers a token with a session
+// that no longer exists (deleted since), the create moves to the next
+// generation; every creator walks the same sequence, so two creates racing
+// for one ENI still share a token and EC2 makes one session.
+func TokenGeneration(epoch string, n int) string {
+	if n == 0 {
+		return epoch
+	}
+	return epoch + "#" + strconv.Itoa(n)
 }

@@ -4,10 +4,11 @@
 //
 //   - ownership: nothing is deleted that mirror.Config.Owns does not
 //     accept, on the tags read back from AWS (tags.go holds the scheme);
-//   - idempotency: each create carries the planner's ClientToken; when EC2
-//     says the token was used before, the ENI's sessions are read (after
-//     a pause for Describe to catch up) before a create with a fresh token,
-//     so that a second session of ours never appears on one ENI;
+//   - idempotency: each create carries a ClientToken derived from the
+//     session's key; when EC2 says the token was used before, the ENI's
+//     sessions are read (after a pause for Describe to catch up) before the
+//     token's next generation is tried, so that a second session of ours
+//     never appears on one ENI, even where EC2 accepts duplicate numbers;
 //   - what an AWS error means (package awserr): a source AWS cannot mirror
 //     or a quota reached is reported and backed off, a session already gone
 //     is deleted, throttling and server errors are left to the next run;
@@ -64,9 +65,9 @@ type Config struct {
 	// for a lasting reason (unsupported source, quota) waits before it is
 	// tried again, doubling each time. Default 10m, 6h.
 	BackoffBase, BackoffMax time.Duration
-	// Settle is how long to wait for DescribeTrafficMirrorSessions to
-	// catch up with a create made by someone else before concluding that
-	// no session exists. Default 5s.
+	// Settle is how long DescribeTrafficMirrorSessions may take to show a
+	// session another handler just created: how long after a recent
+	// create with the same token the ENI's sessions are read. Default 5s.
 	Settle time.Duration
 }
 
@@ -108,6 +109,14 @@ type Writer struct {
 	// create whose ClientToken it has seen with the original session, even
 	// when that session was deleted since.
 	deleted map[string]time.Time
+	// generations remembers, by source, the token generation that last
+	// made or found its session, so a warm container starts there.
+	generations map[string]generationState
+}
+
+type generationState struct {
+	n  int
+	at time.Time
 }
 
 type blockState struct {
@@ -126,9 +135,10 @@ func New(cfg Config, c EC2, clock Clock, log *slog.Logger) (*Writer, error) {
 	}
 	return &Writer{
 		cfg: cfg, ec2: c, clock: clock, log: log,
-		limiter: newLimiter(clock, cfg.MutationsPerSecond, max(1, int(cfg.MutationsPerSecond))),
-		blocked: map[string]blockState{},
-		deleted: map[string]time.Time{},
+		limiter:     newLimiter(clock, cfg.MutationsPerSecond, max(1, int(cfg.MutationsPerSecond))),
+		blocked:     map[string]blockState{},
+		deleted:     map[string]time.Time{},
+		generations: map[string]generationState{},
 	}, nil
 }
 
@@ -197,50 +207,67 @@ func (w *Writer) Apply(ctx context.Context, p mirror.Plan, stopBy time.Time, loo
 	return o
 }
 
+// maxGenerations bounds the token generations one create walks in one
+// invocation; the next run goes on from where this one stopped.
+const maxGenerations = 12
+
 // create makes the session c asks for; it reports whether the session now
 // exists (created, or adopted from an earlier create).
+//
+// The token's generation 0 is the planner's; the Writer remembers the last
+// generation that made or found a session for the same source, so that a
+// warm container starts there. When EC2 answers that a token was used
+// before (a replay of another create's session, or
+// IdempotentParameterMismatch), that create may be a concurrent handler's
+// (its session exists, or will be listed in a moment) or an earlier one
+// whose session was deleted since. The ENI's sessions are read, after a
+// pause when the other create may be recent, and a session of ours found
+// there is adopted; only when none is found does the create move on to the
+// token's next generation. Concurrent creators walk the same generations,
+// so they always share a token: EC2 then makes one session, whatever it
+// does with duplicate session numbers.
 func (w *Writer) create(ctx context.Context, o *Outcome, c mirror.Create, look Lister) bool {
-	created, used := w.createOnce(ctx, o, c)
-	if !used {
-		return created
-	}
-	// The token was used before by a create of this same session: a
-	// concurrent handler's, or an earlier one whose session may have been
-	// deleted since. Creating with a fresh token is safe only once that
-	// session is known not to exist; Describe lags behind creates, so look
-	// twice, a pause apart.
-	for attempt := 0; attempt < 2; attempt++ {
-		if attempt > 0 {
-			if err := w.clock.Sleep(ctx, w.cfg.Settle); err != nil {
-				o.fail(fmt.Errorf("creating mirror session for %s: %w", c.Source.ENI, err))
+	src := c.Source
+	key := generationKey(c)
+	gen := w.generation(key)
+	for step := 0; step < maxGenerations; step, gen = step+1, gen+1 {
+		c.Token = mirror.ClientToken(w.cfg.Mirror.StackName, src.ENI, w.cfg.Mirror.TargetID, w.cfg.Mirror.FilterID, c.Number, src.VNI,
+			mirror.TokenGeneration(src.Epoch, gen))
+		a := w.createOnce(ctx, o, c)
+		if !a.used {
+			if a.created {
+				w.setGeneration(key, gen)
+			}
+			return a.created
+		}
+		if wait := a.settle(w.clock.Now(), w.cfg.Settle); wait > 0 {
+			if err := w.clock.Sleep(ctx, wait); err != nil {
+				o.fail(fmt.Errorf("creating mirror session for %s: %w", src.ENI, err))
 				return false
 			}
 		}
-		s, err := w.existing(ctx, o, c.Source, look)
+		s, err := w.existing(ctx, src, look)
 		if err != nil {
-			o.fail(fmt.Errorf("creating mirror session for %s: reading its sessions before a create with a new token: %w", c.Source.ENI, err))
+			o.fail(fmt.Errorf("creating mirror session for %s: reading its sessions before the token's next generation: %w", src.ENI, err))
 			return false
 		}
 		if s != nil {
 			o.Adopted++
-			w.unblock(c.Source.ENI)
-			w.log.Info("mirror session already created by an earlier create with the same token", "eni", c.Source.ENI, "session", s.ID, "lb", c.Source.LB)
+			w.unblock(src.ENI)
+			w.setGeneration(key, gen)
+			w.log.Info("mirror session already made by an earlier create with the same token", "eni", src.ENI, "session", s.ID, "lb", src.LB, "generation", gen)
 			return true
 		}
+		w.log.Info("client token used by a session that no longer exists: next generation", "eni", src.ENI, "generation", gen+1)
 	}
-	c.Token = mirror.ClientToken(w.cfg.Mirror.StackName, c.Source.ENI, w.cfg.Mirror.TargetID, w.cfg.Mirror.FilterID, c.Number, c.Source.VNI,
-		c.Source.Epoch+"/"+w.clock.Now().UTC().Format(time.RFC3339Nano))
-	w.log.Info("client token used by a session that no longer exists: creating with a new token", "eni", c.Source.ENI)
-	created, used = w.createOnce(ctx, o, c)
-	if used {
-		o.fail(fmt.Errorf("creating mirror session for %s: a fresh client token was answered as used", c.Source.ENI))
-	}
-	return created
+	w.setGeneration(key, gen)
+	o.fail(fmt.Errorf("creating mirror session for %s: %d token generations used by sessions that no longer exist; the next run goes on", src.ENI, maxGenerations))
+	return false
 }
 
 // existing finds a session of ours on src's ENI that mirrors it, leaving
 // out sessions this process deleted (Describe may still show them).
-func (w *Writer) existing(ctx context.Context, o *Outcome, src mirror.Source, look Lister) (*mirror.Session, error) {
+func (w *Writer) existing(ctx context.Context, src mirror.Source, look Lister) (*mirror.Session, error) {
 	ss, err := look.SessionsOn(ctx, []string{src.ENI})
 	if err != nil {
 		return nil, err
@@ -253,14 +280,39 @@ func (w *Writer) existing(ctx context.Context, o *Outcome, src mirror.Source, lo
 	return nil, nil
 }
 
-// createOnce sends one create. used reports that EC2 answered as for a
-// token already used: with another create's session (one this process
-// deleted, or one made at another time) or IdempotentParameterMismatch.
-func (w *Writer) createOnce(ctx context.Context, o *Outcome, c mirror.Create) (created, used bool) {
+// answer is what one create call told.
+type answer struct {
+	created bool
+	// used: EC2 answered as for a token already used, with another
+	// create's session (replayed) or IdempotentParameterMismatch.
+	used bool
+	// replayed is the creation time the replayed session carries, zero
+	// when unknown; dead says this process deleted that session.
+	replayed time.Time
+	dead     bool
+}
+
+// settle is how long to wait before the ENI's sessions show what the
+// earlier create with the same token made: nothing for a session known
+// deleted or created long enough ago, the rest of Settle for a recent one,
+// all of it when the answer says nothing of when (a mismatch).
+func (a answer) settle(now time.Time, settle time.Duration) time.Duration {
+	switch {
+	case a.dead:
+		return 0
+	case a.replayed.IsZero():
+		return settle
+	}
+	// The tag has whole seconds.
+	return max(0, a.replayed.Add(settle+time.Second).Sub(now))
+}
+
+// createOnce sends one create.
+func (w *Writer) createOnce(ctx context.Context, o *Outcome, c mirror.Create) answer {
 	s := c.Source
 	if err := w.limiter.wait(ctx); err != nil {
 		o.fail(fmt.Errorf("creating mirror session for %s: %w", s.ENI, err))
-		return false, false
+		return answer{}
 	}
 	now := w.clock.Now().UTC().Format(time.RFC3339)
 	stack := w.cfg.Mirror.StackName
@@ -276,11 +328,15 @@ func (w *Writer) createOnce(ctx context.Context, o *Outcome, c mirror.Create) (c
 		Description:           aws.String(description(stack, s.LB)),
 		TagSpecifications:     []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeTrafficMirrorSession, Tags: sessionTags(stack, s, now)}},
 	})
-	if err == nil && (w.wasDeleted(createdID(out)) || replayedEarlier(out, now)) {
+	if err == nil {
 		// EC2 compares the parameters of a reused token, tags perhaps
 		// included (AWS does not say): an answer carrying another creation
 		// time, or a session we deleted, is an earlier create replayed.
-		return false, true
+		id := createdID(out)
+		if dead := w.wasDeleted(id); dead || createdTag(out) != now {
+			at, _ := time.Parse(time.RFC3339, createdTag(out))
+			return answer{used: true, replayed: at, dead: dead}
+		}
 	}
 	cl := w.classify(o, err, "create")
 	switch {
@@ -288,9 +344,9 @@ func (w *Writer) createOnce(ctx context.Context, o *Outcome, c mirror.Create) (c
 		o.Created++
 		w.unblock(s.ENI)
 		w.log.Info("created mirror session", "eni", s.ENI, "session", createdID(out), "lb", s.LB)
-		return true, false
+		return answer{created: true}
 	case cl.Kind == awserr.IdempotentMismatch:
-		return false, true
+		return answer{used: true}
 	case cl.Kind == awserr.UnsupportedSource:
 		reason := fmt.Sprintf("network interface not supported for Traffic Mirroring (instance type %q): %s", s.InstanceType, cl.Code)
 		w.report(o, s, reason, err)
@@ -300,7 +356,7 @@ func (w *Writer) createOnce(ctx context.Context, o *Outcome, c mirror.Create) (c
 		o.fail(fmt.Errorf("creating mirror session for %s: %w", s.ENI, err))
 		w.log.Error("creating mirror session failed", "eni", s.ENI, "kind", cl.Kind.String(), "err", err, "retry_next_run", awserr.Retryable(err))
 	}
-	return false, false
+	return answer{}
 }
 
 // report blocks an ENI AWS refused to mirror and reports it.
@@ -368,6 +424,31 @@ func (w *Writer) wasDeleted(id string) bool {
 	return ok
 }
 
+// generationKey names a source's token apart from its generation.
+func generationKey(c mirror.Create) string {
+	return fmt.Sprintf("%s|%d|%d|%s", c.Source.ENI, c.Number, c.Source.VNI, c.Source.Epoch)
+}
+
+func (w *Writer) generation(key string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.generations[key].n
+}
+
+// setGeneration remembers a source's generation, for a day (the epoch
+// changes with the day anyway).
+func (w *Writer) setGeneration(key string, n int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := w.clock.Now()
+	for k, g := range w.generations {
+		if now.Sub(g.at) > 24*time.Hour {
+			delete(w.generations, k)
+		}
+	}
+	w.generations[key] = generationState{n: n, at: now}
+}
+
 // block keeps an ENI from being retried for a while, doubling each time.
 func (w *Writer) block(eni, reason string) {
 	w.mu.Lock()
@@ -410,18 +491,18 @@ func createdID(out *ec2.CreateTrafficMirrorSessionOutput) string {
 	return aws.ToString(out.TrafficMirrorSession.TrafficMirrorSessionId)
 }
 
-// replayedEarlier reports an answer whose session carries another creation
-// time than the one just sent: EC2 replayed an earlier create.
-func replayedEarlier(out *ec2.CreateTrafficMirrorSessionOutput, created string) bool {
+// createdTag is the apitap:created tag of a create's answer, "" when it
+// has none.
+func createdTag(out *ec2.CreateTrafficMirrorSessionOutput) string {
 	if out == nil || out.TrafficMirrorSession == nil {
-		return false
+		return ""
 	}
 	for _, t := range out.TrafficMirrorSession.Tags {
 		if aws.ToString(t.Key) == contract.TagCreated {
-			return aws.ToString(t.Value) != created
+			return aws.ToString(t.Value)
 		}
 	}
-	return false
+	return ""
 }
 
 // Err joins an outcome's errors.
