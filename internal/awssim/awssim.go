@@ -153,6 +153,11 @@ type Options struct {
 	// whether it refuses one; by default the account refuses it
 	// (InvalidParameterValue).
 	AllowDuplicateNumbers bool
+	// TokenIgnoresTags leaves the tags out of the parameters a reused
+	// ClientToken is compared on: a replay with other tags answers with
+	// the original session instead of IdempotentParameterMismatch. AWS
+	// does not say which it does.
+	TokenIgnoresTags bool
 }
 
 // FilterMode is how a Describe call treats a filter AWS does not document

@@ -330,8 +330,8 @@ type sessionSpec struct {
 }
 
 // key is the canonical form of the parameters, compared on ClientToken
-// replays.
-func (sp sessionSpec) key() string {
+// replays; withTags says whether the tags count.
+func (sp sessionSpec) key(withTags bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s|%s|%s|%d|", sp.ENI, sp.Target, sp.Filter, sp.Number)
 	if sp.VNI != nil {
@@ -342,8 +342,10 @@ func (sp sessionSpec) key() string {
 		fmt.Fprintf(&b, "%d", *sp.PacketLength)
 	}
 	fmt.Fprintf(&b, "|%q", sp.Description)
-	for _, k := range slices.Sorted(maps.Keys(sp.Tags)) {
-		fmt.Fprintf(&b, "|%q=%q", k, sp.Tags[k])
+	if withTags {
+		for _, k := range slices.Sorted(maps.Keys(sp.Tags)) {
+			fmt.Fprintf(&b, "|%q=%q", k, sp.Tags[k])
+		}
 	}
 	return b.String()
 }
@@ -365,7 +367,7 @@ func (s *state) unsupportedType(typ string) bool {
 func (s *state) createSession(token string, sp sessionSpec) (session, error) {
 	if token != "" {
 		if prev, ok := s.tokens[token]; ok {
-			if prev.params != sp.key() {
+			if prev.params != sp.key(!s.a.opts.TokenIgnoresTags) {
 				return session{}, badRequest(CodeIdempotentMismatch, "The client token %s was already used with different parameters.", token)
 			}
 			return prev.result, nil
@@ -430,7 +432,7 @@ func (s *state) createSession(token string, sp sessionSpec) (session, error) {
 	result := *ss
 	result.tags = copyTags(ss.tags)
 	if token != "" {
-		s.tokens[token] = idemEntry{params: sp.key(), result: result}
+		s.tokens[token] = idemEntry{params: sp.key(!s.a.opts.TokenIgnoresTags), result: result}
 	}
 	return result, nil
 }

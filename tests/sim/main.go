@@ -28,7 +28,9 @@ func main() {
 	throttle := flag.Float64("throttle", 0.3, "fraction of API requests throttled")
 	verbose := flag.Bool("v", false, "print the functions' warnings")
 	filters := flag.String("filters", string(awssim.FiltersApply), "what the account does with filters AWS does not document (tag filters on DescribeTrafficMirrorSessions): apply, ignore (as moto does) or reject")
+	rejectCode := flag.String("reject-code", "InvalidFilter", "error code of a refused filter (-filters reject): InvalidFilter or InvalidParameterValue")
 	dups := flag.Bool("duplicate-numbers", false, "let the account create a second session with a session number already used on the ENI")
+	tokenTags := flag.Bool("token-ignores-tags", false, "compare a reused ClientToken's parameters without the tags (replay the original session instead of IdempotentParameterMismatch)")
 	flag.Parse()
 	if !slices.Contains(awssim.FilterModes, awssim.FilterMode(*filters)) {
 		fmt.Fprintf(os.Stderr, "sim: -filters %q: want apply, ignore or reject\n", *filters)
@@ -39,7 +41,7 @@ func main() {
 		logs = os.Stderr
 	}
 	o, w, err := runScenario(scenarioOptions{Seed: *seed, Ops: *ops, LBs: *lbs, Throttle: *throttle,
-		Filters: awssim.FilterMode(*filters), DuplicateNumbers: *dups}, logs)
+		Filters: awssim.FilterMode(*filters), RejectCode: *rejectCode, DuplicateNumbers: *dups, TokenIgnoresTags: *tokenTags}, logs)
 	if w != nil {
 		defer w.acct.Close()
 	}

@@ -38,6 +38,21 @@ type scenarioOptions struct {
 	// number already used on the ENI (AWS does not say it refuses one):
 	// then only apitap's own care keeps a second session of ours away.
 	DuplicateNumbers bool
+	// TokenIgnoresTags: a reused ClientToken is compared without its tags
+	// (a replay answers with the original session rather than
+	// IdempotentParameterMismatch).
+	TokenIgnoresTags bool
+	// RejectCode is the error of a refused filter (Filters reject).
+	RejectCode string
+}
+
+// mode names the account's strictness.
+func (o scenarioOptions) mode() string {
+	m := fmt.Sprintf("filters=%s duplicate_numbers=%v token_ignores_tags=%v", o.Filters, o.DuplicateNumbers, o.TokenIgnoresTags)
+	if o.Filters == awssim.FiltersReject && o.RejectCode != "" {
+		m += " reject_code=" + o.RejectCode
+	}
+	return m
 }
 
 // runScenario performs ops random operations on the world, delivers their

@@ -84,7 +84,8 @@ func build(opt scenarioOptions, logw io.Writer) (*world, error) {
 		log:      slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	w.acct = awssim.New(awssim.Options{Seed: seed, Clock: mc, UnsupportedInstanceTypes: []string{"t2"},
-		UndocumentedFilters: opt.Filters, AllowDuplicateNumbers: opt.DuplicateNumbers})
+		UndocumentedFilters: opt.Filters, RejectFilterCode: opt.RejectCode, AllowDuplicateNumbers: opt.DuplicateNumbers,
+		TokenIgnoresTags: opt.TokenIgnoresTags})
 	w.vpc = w.acct.AddVPC()
 	w.other = w.acct.AddVPC()
 	nlb, err := w.acct.AddLoadBalancer("network", w.vpc, "apitap-mirror", nil)
