@@ -48,22 +48,22 @@ type instInfo struct {
 
 // world is a simulated account with the driver's model of it.
 type world struct {
-	rng      *rand.Rand
-	acct     *awssim.Account
-	clock    *awssim.ManualClock
-	vpc      string
-	other    string // another VPC: its load balancers are not selectable
-	target   string
-	filter   string
+	rng    *rand.Rand
+	acct   *awssim.Account
+	clock  *awssim.ManualClock
+	vpc    string
+	other  string // another VPC: its load balancers are not selectable
+	target string
+	filter string
 	// otherTarget is another stack's mirror target: a session on it is
 	// foreign even when it carries our stack's tag.
 	otherTarget string
-	lbs      []*lbInfo
-	insts    map[string]*instInfo
-	ipENI    map[string]string // ip target -> ENI
-	foreign  map[string]bool   // ids of sessions created by others
-	selected map[string]bool   // LB ARNs selected
-	log      *slog.Logger
+	lbs         []*lbInfo
+	insts       map[string]*instInfo
+	ipENI       map[string]string // ip target -> ENI
+	foreign     map[string]bool   // ids of sessions created by others
+	selected    map[string]bool   // LB ARNs selected
+	log         *slog.Logger
 
 	mu  sync.Mutex // guards fns: handlers are rebuilt when the selection changes
 	fns map[string]*lambdafn.Function
