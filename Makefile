@@ -11,7 +11,7 @@ FUZZ_TARGETS := \
 	./internal/decode:FuzzFrame \
 	./internal/http1:FuzzConn
 
-.PHONY: help build build-sniffer-arm64 build-functions demo test deps unit fuzz e2e scenario bench vet clean invoke sim infra-deps synth policy infra-test
+.PHONY: help build build-sniffer-arm64 build-functions demo test deps unit fuzz e2e scenario moto bench vet clean invoke sim infra-deps synth policy infra-test
 
 FUNCTIONS := instance-events stack-events reconcile teardown
 FN ?= instance-events
@@ -66,7 +66,10 @@ e2e: deps ## end-to-end tests in network namespaces with a real Kafka broker, an
 scenario: ## orchestrator scenarios and the 10,000-target scale test against the simulated AWS account
 	$(GO) test -count=1 -timeout 20m -v ./tests/sim/... ./tests/invoke/... 2>&1 | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
 
-infra-deps: ## install the CDK command line (node_modules/) and cfn-lint + checkov (~/.cache/apitap/py)
+moto: infra-deps ## the function binaries against moto's server, an AWS simulator we did not write (tests/moto)
+	$(GO) test -count=1 -timeout 10m -v ./tests/moto/... 2>&1 | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
+
+infra-deps: ## install the CDK command line (node_modules/) and cfn-lint, checkov and moto's server (~/.cache/apitap/py)
 	bash scripts/infra-deps.sh
 
 synth: build-functions build-sniffer-arm64 infra-deps ## synthesize the stack into cdk.out/ (offline, no AWS credentials; configuration in cdk.json "context")
@@ -78,7 +81,7 @@ policy: build-functions build-sniffer-arm64 ## print the IAM policy for deployin
 infra-test: build-functions build-sniffer-arm64 infra-deps ## CDK assertions, cdk-nag, cfn-lint, checkov, deploy policy and real `cdk synth`
 	$(GO) test -count=1 -timeout 15m -v ./infra/... 2>&1 | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
 
-test: vet unit fuzz e2e scenario infra-test ## every test: what CI runs
+test: vet unit fuzz e2e scenario moto infra-test ## every test: what CI runs
 
 bench: ## benchmarks (decode, reassembly, HTTP parsing, record encoding) with allocations
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 5 ./internal/...

@@ -4,10 +4,13 @@
 #   - the AWS CDK command line (npm package aws-cdk, version pinned in
 #     package-lock.json) into the repository's node_modules/ (git-ignored);
 #   - cfn-lint and checkov (PyPI, pinned below) into a virtual environment
-#     under $APITAP_CACHE/py (default ~/.cache/apitap/py).
+#     under $APITAP_CACHE/py (default ~/.cache/apitap/py), and beside them
+#     moto's server (moto[server], pinned below): the AWS simulator apitap did
+#     not write, which tests/moto runs the function binaries against.
 #
 # Safe to run again: each part is skipped when the pinned versions are
-# already installed. Needs node >= 18 with npm, and python3 >= 3.9 with venv.
+# already installed; runs at the same time wait for each other (flock).
+# Needs node >= 18 with npm, and python3 >= 3.9 with venv.
 #
 # Prints two lines that the tests read:
 #   APITAP_CDK=<path of the cdk command>
@@ -20,6 +23,7 @@ cache="${APITAP_CACHE:-$HOME/.cache/apitap}"
 
 CFN_LINT_VERSION=1.58.0
 CHECKOV_VERSION=3.3.30
+MOTO_VERSION=5.2.6
 
 for cmd in node npm python3; do
 	if ! command -v "$cmd" >/dev/null 2>&1; then
@@ -27,6 +31,11 @@ for cmd in node npm python3; do
 		exit 1
 	fi
 done
+
+# Two runs at once would remove and fill the same directories: one at a time.
+mkdir -p "$cache"
+exec 9>"$cache/.infra-deps.lock"
+flock 9
 
 # --- the CDK command line --------------------------------------------------
 want_cdk="$(cd "$root" && node -p "require('./package-lock.json').packages['node_modules/aws-cdk'].version")"
@@ -45,18 +54,18 @@ printf 'module apitap.invalid/node_modules\n' >"$root/node_modules/go.mod"
 cdk="$root/node_modules/.bin/cdk"
 "$cdk" --version >/dev/null
 
-# --- cfn-lint and checkov --------------------------------------------------
+# --- cfn-lint, checkov and moto ---------------------------------------------
 py="$cache/py"
-stamp="cfn-lint==$CFN_LINT_VERSION checkov==$CHECKOV_VERSION $(python3 -c 'import sys; print(sys.version.split()[0])')"
+stamp="cfn-lint==$CFN_LINT_VERSION checkov==$CHECKOV_VERSION moto[server]==$MOTO_VERSION $(python3 -c 'import sys; print(sys.version.split()[0])')"
 if [[ ! -f "$py/.complete" || "$(cat "$py/.complete")" != "$stamp" ]]; then
-	echo "infra-deps: installing cfn-lint $CFN_LINT_VERSION and checkov $CHECKOV_VERSION into $py" >&2
+	echo "infra-deps: installing cfn-lint $CFN_LINT_VERSION, checkov $CHECKOV_VERSION and moto $MOTO_VERSION into $py" >&2
 	rm -rf "$py"
-	mkdir -p "$cache"
 	python3 -m venv "$py"
 	"$py/bin/pip" install -q --disable-pip-version-check \
-		"cfn-lint==$CFN_LINT_VERSION" "checkov==$CHECKOV_VERSION" >&2
+		"cfn-lint==$CFN_LINT_VERSION" "checkov==$CHECKOV_VERSION" "moto[server]==$MOTO_VERSION" >&2
 	"$py/bin/cfn-lint" --version >/dev/null
 	"$py/bin/checkov" --version >/dev/null
+	"$py/bin/moto_server" --help >/dev/null
 	echo "$stamp" >"$py/.complete"
 fi
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
@@ -22,6 +23,7 @@ type Handler func(f *Function, ctx context.Context, raw json.RawMessage) error
 // endpoints AWS_ENDPOINT_URL_* name, e.g. the simulated account) and exits.
 func Main(name string, h Handler) {
 	event := flag.String("event", "", "handle this event file once, locally, instead of starting the Lambda runtime")
+	timeout := flag.Duration("timeout", 15*time.Minute, "with -event: the invocation's deadline, as Lambda's function timeout gives one")
 	flag.Parse()
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	ctx := context.Background()
@@ -47,6 +49,8 @@ func Main(name string, h Handler) {
 			log.Error("reading event", "err", err)
 			os.Exit(2)
 		}
+		ctx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
 		if err := h(f, ctx, raw); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)

@@ -73,8 +73,8 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("orchestrator: %q is not a load balancer ARN", arn))
 		}
 	}
-	if c.MirrorNLBARN != "" && !strings.Contains(c.MirrorNLBARN, ":loadbalancer/net/") {
-		errs = append(errs, fmt.Errorf("orchestrator: mirror NLB %q is not a Network Load Balancer ARN", c.MirrorNLBARN))
+	if c.MirrorNLBARN != "" && (!strings.HasPrefix(c.MirrorNLBARN, "arn:") || !strings.Contains(c.MirrorNLBARN, ":loadbalancer/")) {
+		errs = append(errs, fmt.Errorf("orchestrator: mirror NLB %q is not a load balancer ARN", c.MirrorNLBARN))
 	}
 	if c.MutationsPerSecond < 0 {
 		errs = append(errs, errors.New("orchestrator: negative mutation rate"))

@@ -455,8 +455,8 @@ func (o *Orchestrator) Teardown(ctx context.Context, deadline time.Time) *Result
 		}
 		out := r.apply(ctx, plan)
 		r.res.Remaining -= out.Deleted
-		if out.Deleted == 0 && out.FailedDeletes > 0 && out.Left == 0 {
-			break // e.g. access denied: the next round would fail the same way
+		if out.Refused > 0 || (out.Deleted == 0 && out.FailedDeletes > 0 && out.Left == 0) {
+			break // access denied, or a bug: the next round would fail the same way
 		}
 	}
 	r.res.Complete = quiet >= quietListings
