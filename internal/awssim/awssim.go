@@ -206,6 +206,11 @@ type Faults struct {
 	// Actions limits the rate-based faults to these action names (e.g.
 	// "CreateTrafficMirrorSession"); empty means every action.
 	Actions []string
+	// Denied actions are refused as IAM refuses a caller without the
+	// permission: UnauthorizedOperation (HTTP 403) from EC2, AccessDenied
+	// from the other services (EC2 API error codes, common client errors;
+	// Elastic Load Balancing common errors).
+	Denied []string
 }
 
 // Account is one simulated AWS account and its HTTP endpoint.

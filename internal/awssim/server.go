@@ -83,6 +83,8 @@ func (a *Account) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		err = throttleError(svc)
 	case "server":
 		err = serverError(svc, oddRequest)
+	case "denied":
+		err = deniedError(svc, action)
 	default:
 		h := svc.actions[action]
 		if h == nil {
@@ -115,6 +117,9 @@ func (a *Account) serveHTTP(w http.ResponseWriter, r *http.Request) {
 // rollFault decides, before the request touches any state, whether it
 // fails with an injected throttle or server error. Called with a.mu held.
 func (a *Account) rollFault(f Faults, action string) string {
+	if slices.Contains(f.Denied, action) {
+		return "denied"
+	}
 	if len(f.Actions) > 0 && !slices.Contains(f.Actions, action) {
 		return ""
 	}
@@ -132,6 +137,13 @@ func throttleError(svc *service) error {
 		return errf(503, CodeRequestLimitExceeded, "Request limit exceeded.")
 	}
 	return errf(400, CodeThrottling, "Rate exceeded")
+}
+
+func deniedError(svc *service, action string) error {
+	if svc.ec2 {
+		return errf(403, "UnauthorizedOperation", "You are not authorized to perform this operation. (ec2:%s)", action)
+	}
+	return errf(403, "AccessDenied", "User is not authorized to perform: %s", action)
 }
 
 // serverError alternates between AWS's two 5xx answers, by request number.

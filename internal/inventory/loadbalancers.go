@@ -346,7 +346,11 @@ func (r *Reader) groupTargets(ctx context.Context, sel string, tg elbv2types.Tar
 	}
 	var out []Target
 	for _, d := range health.TargetHealthDescriptions {
-		if d.Target == nil || d.TargetHealth == nil || !mirroredStates[d.TargetHealth.State] {
+		if d.Target == nil || d.TargetHealth == nil || !mirroredStates[d.TargetHealth.State] ||
+			d.TargetHealth.Reason == elbv2types.TargetHealthReasonEnumNotRegistered {
+			// Asked for by id, a target that is not registered is answered
+			// too (unused, or by some simulators unavailable), with the
+			// reason Target.NotRegistered.
 			continue
 		}
 		id := aws.ToString(d.Target.Id)

@@ -44,9 +44,12 @@ type fixture struct {
 	calls   int          // AWS requests of the last invocation
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureWith(t, awssim.Options{}) }
+
+// newFixtureWith builds the sample world on an account with opts.
+func newFixtureWith(t *testing.T, opts awssim.Options) *fixture {
 	t.Helper()
-	w, err := sampleworld.New()
+	w, err := sampleworld.NewWith(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -690,6 +693,70 @@ func TestTeardownDeleteFails(t *testing.T) {
 				t.Errorf("summary actual %v deleted %v, want 7 sessions found and none deleted", s["actual"], s["deleted"])
 			}
 		})
+	}
+}
+
+// TestTeardownWithForeignSessions: foreign sessions on the stack's own
+// mirror target (untagged, other tags only, another stack's) and our
+// stack's tag on another target, on accounts that apply, ignore or refuse
+// tag filters: the teardown deletes ours, touches none of theirs, and
+// answers SUCCESS well before its deadline.
+func TestTeardownWithForeignSessions(t *testing.T) {
+	for _, mode := range awssim.FilterModes {
+		t.Run(string(mode), func(t *testing.T) {
+			f := newFixtureWith(t, awssim.Options{UndocumentedFilters: mode})
+			f.mirror()
+			foreign := []string{f.foreign(12, 2, ""), f.foreign(2, 3, "other-stack")}
+			otherNLB, err := f.w.Acct.AddLoadBalancer("network", f.w.VPC, "other-mirror", nil)
+			f.must(err)
+			otherTarget, err := f.w.Acct.AddMirrorTarget(otherNLB)
+			f.must(err)
+			id, err := f.w.Acct.AddSession(awssim.SessionSpec{ENI: f.eni(3), Target: otherTarget, Filter: f.w.Filter, Number: 4, VNI: 5,
+				Tags: map[string]string{contract.TagStack: sampleworld.StackName, contract.TagInstance: f.inst(3)}})
+			f.must(err)
+			foreign = append(foreign, id)
+			srv := newCFNServer(t)
+			raw, req := f.request("cfn-custom-resource-delete.json", srv)
+			start := time.Now()
+			if err := f.invokeWithin("teardown", (*Function).Teardown, raw, 5*time.Minute); err != nil {
+				t.Fatalf("handler: %v", err)
+			}
+			if took := time.Since(start); took > time.Minute {
+				t.Errorf("teardown took %s", took)
+			}
+			b := oneResponse(t, srv, req, "apitap-teardown")
+			if b.Status != "SUCCESS" {
+				t.Errorf("response %+v, want SUCCESS", b)
+			}
+			f.expect(nil)
+			for _, id := range foreign {
+				if !f.exists(id) {
+					t.Errorf("foreign session %s was deleted", id)
+				}
+			}
+		})
+	}
+}
+
+// TestTeardownDenied: deletes refused by IAM fail the same way every
+// time: the teardown answers FAILED saying so at once, without waiting for
+// its deadline.
+func TestTeardownDenied(t *testing.T) {
+	f := newFixture(t)
+	f.mirror()
+	f.w.Acct.SetFaults(awssim.Faults{Denied: []string{"DeleteTrafficMirrorSession"}})
+	srv := newCFNServer(t)
+	raw, req := f.request("cfn-custom-resource-delete.json", srv)
+	before := f.w.Clock.Now()
+	if err := f.invokeWithin("teardown", (*Function).Teardown, raw, 10*time.Minute); err != nil {
+		t.Fatalf("handler: %v", err)
+	}
+	b := oneResponse(t, srv, req, "apitap-teardown")
+	if b.Status != "FAILED" || !strings.Contains(b.Reason, "UnauthorizedOperation") || !strings.Contains(b.Reason, "7 still listed") {
+		t.Errorf("response status %s reason %q, want FAILED with 7 sessions still listed, saying UnauthorizedOperation", b.Status, b.Reason)
+	}
+	if spent := f.w.Clock.Now().Sub(before); spent > time.Minute {
+		t.Errorf("the teardown spent %s of its 10 minutes on deletes that cannot succeed", spent)
 	}
 }
 

@@ -271,3 +271,44 @@ func TestOwnershipNeedsTagAndTarget(t *testing.T) {
 		t.Error("an empty stack name owns untagged sessions")
 	}
 }
+
+// TestStackOwnNLBNeverSelected: the NLB behind the stack's mirror target
+// is never selected, by ARN or by tag, whether the configuration names it
+// or it is looked up from the target; its targets (the sniffers) are not
+// mirrored and the reason is reported.
+func TestStackOwnNLBNeverSelected(t *testing.T) {
+	for _, named := range []bool{true, false} {
+		t.Run(map[bool]string{true: "named in the configuration", false: "looked up from the mirror target"}[named], func(t *testing.T) {
+			w := newWorld(t, awssim.Options{})
+			tags := map[string]string{"apitap": "mirror"}
+			own := w.lb("network", "apitap-test-mirror", tags)
+			target, err := w.acct.AddMirrorTarget(own)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sniffer, sniffENI := w.instance("c7g.large")
+			w.group(own, "instance", sniffer)
+			app := w.lb("application", "app", tags)
+			i, e := w.instance("m5.large")
+			w.group(app, "instance", i)
+
+			cfg := w.config(own)
+			cfg.LBTags = tags
+			cfg.Mirror.TargetID = target
+			if named {
+				cfg.MirrorNLBARN = own
+			}
+			r := clean(t, "reconcile", w.orch(cfg).Reconcile(bg(), time.Time{}))
+			if _, ok := problem(r.Problems, own, "", "the stack's own load balancer"); !ok {
+				t.Errorf("own NLB not reported: %+v", r.Problems)
+			}
+			got := map[string]bool{}
+			for _, s := range w.acct.Sessions() {
+				got[s.ENI] = true
+			}
+			if !got[e] || got[sniffENI] || len(got) != 1 {
+				t.Errorf("mirrored %v; want only %s (the app's), never the sniffer %s", got, e, sniffENI)
+			}
+		})
+	}
+}

@@ -96,9 +96,14 @@ var Start = time.Date(2026, 3, 14, 8, 40, 0, 0, time.UTC)
 //   - ENIs 11 and 12 (no instance) hold the ip targets of api-ips.
 //
 // No session exists yet. Close it when done.
-func New() (*World, error) {
+func New() (*World, error) { return NewWith(awssim.Options{}) }
+
+// NewWith is New on an account with opts (its strictness, say); the seed
+// and the clock are the world's.
+func NewWith(opts awssim.Options) (*World, error) {
 	mc := awssim.NewManualClock(Start)
-	a := awssim.New(awssim.Options{Seed: 1, Clock: mc})
+	opts.Seed, opts.Clock = 1, mc
+	a := awssim.New(opts)
 	w := &World{Acct: a, Clock: mc, toWorld: map[string]string{}, toSamp: map[string]string{}, lbNames: map[string]string{}}
 	if err := w.build(); err != nil {
 		a.Close()
@@ -279,11 +284,12 @@ func (w *World) Mirror(ctx context.Context, cfg orchestrator.Config) error {
 	return nil
 }
 
-// Ours returns the sessions owned by the stack, by ENI.
+// Ours returns the sessions owned by the stack (its tag, its target), by
+// ENI.
 func (w *World) Ours() map[string]awssim.Session {
 	out := map[string]awssim.Session{}
 	for _, s := range w.Acct.Sessions() {
-		if s.Tags[contract.TagStack] == StackName {
+		if s.Tags[contract.TagStack] == StackName && s.Target == w.Target {
 			out[s.ENI] = s
 		}
 	}
