@@ -23,7 +23,7 @@ var Rules = []Rule{
 	{"ReconcileSchedule", "reconcile", "reconcile", "scheduled full reconcile"},
 }
 
-// Event patterns (aws-facts.md "EventBridge events").
+// Event patterns (docs/aws.md, "EventBridge events").
 var (
 	EC2States         = []string{"pending", "running", "stopping", "stopped", "shutting-down", "terminated"}
 	AutoScalingEvents = []string{

@@ -43,7 +43,7 @@ func (s *Stack) fleet(net network, n notifications, unit string, assets Assets) 
 	// EBS encryption with the stack's key. The Auto Scaling service-linked
 	// role launches the instances, so the key policy must let it use the
 	// key, or every launch fails with "Client.InternalError: Client error
-	// on launch" (aws-facts.md).
+	// on launch" (docs/aws.md).
 	key := awskms.NewKey(st, jsii.String("SnifferVolumeKey"), &awskms.KeyProps{
 		Description:       jsii.String("apitap " + cfg.StackName + ": encrypts the sniffers' EBS volumes"),
 		EnableKeyRotation: jsii.Bool(true),

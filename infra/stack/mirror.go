@@ -25,7 +25,7 @@ func (s *Stack) mirror(net network, f fleet) mirror {
 	cfg, st := s.Config, s.Stack
 
 	// Internal NLB in every given subnet, cross-zone on: a mirror target
-	// needs both (aws-facts.md).
+	// needs both (docs/aws.md).
 	nlb := elbv2.NewNetworkLoadBalancer(st, jsii.String("MirrorNlb"), &elbv2.NetworkLoadBalancerProps{
 		Vpc:                net.vpc,
 		VpcSubnets:         net.subnets,
@@ -53,7 +53,7 @@ func (s *Stack) mirror(net network, f fleet) mirror {
 		Targets: &[]elbv2.INetworkLoadBalancerTarget{f.asg},
 	})
 	// Every packet from one source ENI reaches one sniffer, so both
-	// directions of a connection meet (aws-facts.md: the outer source
+	// directions of a connection meet (docs/aws.md: the outer source
 	// port may differ between directions).
 	tg.SetAttribute(jsii.String("stickiness.enabled"), jsii.String("true"))
 	tg.SetAttribute(jsii.String("stickiness.type"), jsii.String("source_ip"))

@@ -27,7 +27,7 @@ const (
 )
 
 // TagStack is the tag on every resource of the stack and on every mirror
-// session the functions create (contracts.md §3).
+// session the functions create (docs/contracts.md §3).
 const TagStack = contract.TagStack
 
 // Assets are the files the stack deploys, built by `make build-functions

@@ -103,7 +103,7 @@ const (
 
 // DefaultUnsupportedInstanceTypes are the instance families that cannot be
 // a mirror source unless Options says otherwise. AWS's real list changes
-// over time (aws-facts.md); T2 is the one family documented as never
+// over time (docs/aws.md); T2 is the one family documented as never
 // supported, so it is the only default.
 var DefaultUnsupportedInstanceTypes = []string{"t2"}
 

@@ -36,9 +36,9 @@ var FunctionEnv = []string{
 	EnvSessionNumber, EnvConflict, EnvAccountID,
 }
 
-// Tags apitap puts on every mirror session it creates (docs/contracts.md,
-// "Ownership"). A session is ours only when TagStack equals the stack's
-// name and it points at the stack's mirror target.
+// Tags apitap puts on every mirror session it creates (docs/contracts.md
+// §3). A session is ours only when TagStack equals the stack's name and it
+// points at the stack's mirror target.
 const (
 	TagStack    = "apitap:stack"    // the owning CloudFormation stack's name
 	TagLB       = "apitap:lb"       // the load balancer ARN it mirrors for

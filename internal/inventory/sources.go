@@ -17,7 +17,7 @@ import (
 
 // tokenDay is the UTC date in Source.Epoch: the ClientToken of a session
 // changes once a day, which bounds how many generations of a token a
-// create may have to walk (sessionwriter; docs/contracts.md, "ClientToken").
+// create may have to walk (sessionwriter; docs/contracts.md §3, "ClientToken").
 const tokenDay = "2006-01-02"
 
 // Instance is what the planner needs to know of an instance.

@@ -4,7 +4,7 @@
 // and the report (a method, since the type Plan is its result). Everything
 // here is table-tested; AWS calls live elsewhere.
 //
-// Ownership (docs/contracts.md, "Ownership"): a session is ours only when
+// Ownership (docs/contracts.md §3): a session is ours only when
 // its tag apitap:stack equals this stack's name and it points at this
 // stack's mirror target (Config.Owns). We never modify or delete any other
 // session; a foreign session on an ENI we want to mirror is a conflict.

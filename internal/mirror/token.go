@@ -11,7 +11,7 @@ import (
 const tokenPrefix = "apitap-"
 
 // ClientToken is the idempotency token of CreateTrafficMirrorSession for one
-// session: derived from the session's key (contracts.md §3: stack, source
+// session: derived from the session's key (docs/contracts.md §3: stack, source
 // ENI, mirror target, filter, session number) so that a retried create, or
 // the same create issued by two invocations racing each other, returns the
 // one existing session instead of making a second.

@@ -9,7 +9,7 @@ import (
 const vniMask = 1<<24 - 1
 
 // VNI is the VXLAN network id of the load balancer lbArn before collisions
-// are resolved (contracts.md §2): FNV-1a-32 of the ARN, low 24 bits, with 0
+// are resolved (docs/contracts.md §2): FNV-1a-32 of the ARN, low 24 bits, with 0
 // mapped to 1 because 0 is never used. The analyzer groups APIs by VNI, so
 // every function must compute the same value; use VNIs for a selection.
 func VNI(lbArn string) uint32 {
@@ -32,7 +32,7 @@ func nextVNI(v uint32) uint32 {
 }
 
 // VNIs maps each selected load balancer ARN to its VNI, resolving
-// collisions as contracts.md §2 says: the ARNs are sorted and walked in
+// collisions as docs/contracts.md §2 says: the ARNs are sorted and walked in
 // order, and one whose VNI is already taken gets the next free value
 // (v+1 modulo 2^24, skipping 0). The result depends only on the set of
 // ARNs, not on their order or repetitions, so every function that sees the

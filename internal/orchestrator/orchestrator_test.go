@@ -11,7 +11,7 @@ import (
 )
 
 // A full reconcile mirrors every kind of target once, with the ownership
-// tags and VNIs of contracts.md §2-3, and a second run changes nothing.
+// tags and VNIs of docs/contracts.md §2-3, and a second run changes nothing.
 func TestReconcileMirrorsEveryTargetKindOnce(t *testing.T) {
 	w := newWorld(t, awssim.Options{})
 	i1, e1 := w.instance("m5.large")

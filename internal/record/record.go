@@ -1,5 +1,5 @@
 // Package record builds the JSON message that apitap publishes for each HTTP
-// request/response pair: Akto's ingestion format (contracts.md section 1).
+// request/response pair: Akto's ingestion format (docs/contracts.md §1).
 //
 // Every value is a JSON string, including numbers and the two header maps,
 // because Akto's consumer drops messages whose fields are not strings. The

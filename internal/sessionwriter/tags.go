@@ -11,7 +11,7 @@ import (
 	"github.com/apitap/apitap/internal/mirror"
 )
 
-// The tag scheme (docs/contracts.md, "Ownership"). Every session apitap
+// The tag scheme (docs/contracts.md §3). Every session apitap
 // creates carries, from the create call on:
 //
 //	apitap:stack     the owning stack's name: with the stack's mirror

@@ -3,7 +3,7 @@
 // stopped, terminated; targets registered and deregistered; load balancers
 // selected and deselected; foreign sessions appearing), events delivered
 // late, duplicated, reordered or lost, 30% of API requests throttled and
-// handlers running concurrently. It ends with one line (contracts.md §4):
+// handlers running concurrently. It ends with one line (docs/contracts.md §4):
 //
 //	converged=true desired=N actual=N foreign_touched=0 duplicates=0 over_limit=0 api_calls=N
 //

@@ -53,7 +53,7 @@ func TestScenarios(t *testing.T) {
 	}
 }
 
-// TestSimCommand checks the command-line contract (contracts.md §4).
+// TestSimCommand checks the command-line contract (docs/contracts.md §4).
 func TestSimCommand(t *testing.T) {
 	if os.Getenv("APITAP_SIM_CHILD") != "" {
 		return

@@ -236,7 +236,7 @@ func (w *world) invoke(name string, ev []byte) error {
 }
 
 // expected is the session each ENI must have, ENI -> VNI, computed from
-// the driver's model with the rules of contracts.md §2 and issue 3, and
+// the driver's model with the rules of docs/contracts.md §2-3, and
 // the ENIs that may have one (a foreign session came after ours).
 func (w *world) expected() (want, maybe map[string]uint32) {
 	var sel []string

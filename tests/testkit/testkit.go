@@ -1,7 +1,7 @@
 // Package testkit holds what the end-to-end and oracle tests share: locating
 // the module, building binaries once per test, checking for root and for the
 // external tools that scripts/test-deps.sh installs, and the record the
-// sniffer publishes (contracts.md §1) with its format checks.
+// sniffer publishes (docs/contracts.md §1) with its format checks.
 package testkit
 
 import (
@@ -118,7 +118,7 @@ func Build(dir string, pkgs ...string) ([]string, error) {
 	return out, nil
 }
 
-// Record is the flat record of contracts.md §1. Every field is a JSON string.
+// Record is the flat record of docs/contracts.md §1. Every field is a JSON string.
 type Record struct {
 	Method          string `json:"method"`
 	Path            string `json:"path"`
@@ -147,7 +147,7 @@ var RecordFields = []string{
 }
 
 // ParseRecord decodes one record and checks its shape: a flat JSON object
-// with every field of contracts.md §1 present and a string, both header
+// with every field of docs/contracts.md §1 present and a string, both header
 // fields strings holding a JSON object of string to string, time and
 // statusCode decimal integers (statusCode may be empty for a pending
 // record), status starting with the status code.
