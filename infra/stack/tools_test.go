@@ -11,25 +11,14 @@ import (
 	"time"
 
 	"github.com/apitap/apitap/infra/policy"
+	"github.com/apitap/apitap/tests/testkit"
 )
 
 // The external tools come from scripts/infra-deps.sh (make infra-test
 // runs it first): cfn-lint and checkov in a virtual environment, the CDK
 // command line in node_modules.
 
-func pyBin(t *testing.T, tool string) string {
-	t.Helper()
-	dir := os.Getenv("APITAP_PY")
-	if dir == "" {
-		home, _ := os.UserHomeDir()
-		dir = filepath.Join(home, ".cache", "apitap", "py", "bin")
-	}
-	p := filepath.Join(dir, tool)
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("%s not found at %s: run scripts/infra-deps.sh (or set APITAP_PY)", tool, p)
-	}
-	return p
-}
+func pyBin(t *testing.T, tool string) string { return testkit.PyBin(t, tool) }
 
 func writeTemplate(t *testing.T, variant string) string {
 	t.Helper()

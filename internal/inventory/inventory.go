@@ -64,7 +64,8 @@ type Clients struct {
 	AutoScaling AutoScaling
 }
 
-// Config is what the reader needs of the stack's configuration.
+// Config is what the reader needs of the stack's configuration: which
+// stack, which mirror target, which load balancers.
 type Config struct {
 	// Mirror names the stack and its mirror target: the sessions it lists
 	// as ours are those Mirror.Owns.

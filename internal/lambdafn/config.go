@@ -21,6 +21,7 @@ import (
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 
 	"github.com/apitap/apitap/internal/contract"
+	"github.com/apitap/apitap/internal/inventory"
 	"github.com/apitap/apitap/internal/mirror"
 	"github.com/apitap/apitap/internal/orchestrator"
 )
@@ -29,7 +30,7 @@ import (
 // the stack sets (internal/contract names them; README "Configuration").
 func ConfigFromEnv(getenv func(string) string) (orchestrator.Config, error) {
 	var errs []error
-	c := orchestrator.Config{
+	c := orchestrator.Config{Config: inventory.Config{
 		Mirror: mirror.Config{
 			StackName: getenv(contract.EnvStackName),
 			TargetID:  getenv(contract.EnvTargetID),
@@ -40,7 +41,7 @@ func ConfigFromEnv(getenv func(string) string) (orchestrator.Config, error) {
 		VPCID:        getenv(contract.EnvVPCID),
 		Region:       getenv(contract.EnvRegion),
 		AccountID:    getenv(contract.EnvAccountID),
-	}
+	}}
 	for _, arn := range strings.Split(getenv(contract.EnvLBARNs), ",") {
 		if arn = strings.TrimSpace(arn); arn != "" {
 			c.LBARNs = append(c.LBARNs, arn)

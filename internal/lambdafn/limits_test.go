@@ -17,6 +17,7 @@ import (
 	"github.com/apitap/apitap/events"
 	"github.com/apitap/apitap/internal/awssim"
 	"github.com/apitap/apitap/internal/contract"
+	"github.com/apitap/apitap/internal/inventory"
 	"github.com/apitap/apitap/internal/mirror"
 	"github.com/apitap/apitap/internal/orchestrator"
 )
@@ -57,9 +58,11 @@ func TestCloudTrailEventNamingThousandTargets(t *testing.T) {
 				must(t, acct.Register(tg, ids...))
 
 				cfg := orchestrator.Config{
-					Mirror:       mirror.Config{StackName: "apitap", TargetID: target, FilterID: filter},
-					MirrorNLBARN: nlb, VPCID: vpc, Region: awssim.DefaultRegion, AccountID: awssim.DefaultAccountID,
-					LBARNs:             []string{alb},
+					Config: inventory.Config{
+						Mirror:       mirror.Config{StackName: "apitap", TargetID: target, FilterID: filter},
+						MirrorNLBARN: nlb, VPCID: vpc, Region: awssim.DefaultRegion, AccountID: awssim.DefaultAccountID,
+						LBARNs: []string{alb},
+					},
 					MutationsPerSecond: 50,
 				}
 				invoke := func(eventName string) {

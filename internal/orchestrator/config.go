@@ -7,28 +7,14 @@ import (
 	"time"
 
 	"github.com/apitap/apitap/internal/inventory"
-	"github.com/apitap/apitap/internal/mirror"
 	"github.com/apitap/apitap/internal/sessionwriter"
 )
 
 // Config is what the stack tells the functions (through environment
-// variables, see lambdafn.ConfigFromEnv).
+// variables, see lambdafn.ConfigFromEnv): what to read (the stack, its
+// mirror target, the selection) and how to write.
 type Config struct {
-	Mirror mirror.Config
-	// MirrorNLBARN is the stack's own NLB, behind its mirror target: never
-	// selected. When empty it is looked up from the mirror target.
-	MirrorNLBARN string
-	// VPCID is the stack's VPC: load balancers elsewhere are not selectable.
-	VPCID string
-	// Region and AccountID build Classic load balancer ARNs (the Classic
-	// API returns names only) for VNIs and tags.
-	Region, AccountID string
-	// LBARNs selects load balancers by ARN (ELBv2 ARNs, or Classic ARNs
-	// arn:aws:elasticloadbalancing:REGION:ACCOUNT:loadbalancer/NAME).
-	LBARNs []string
-	// LBTags selects every load balancer in the VPC carrying one of these
-	// key=value tags.
-	LBTags map[string]string
+	inventory.Config
 	// MutationsPerSecond limits create and delete calls. Default 5.
 	MutationsPerSecond float64
 	// Margin is how long before the invocation's deadline no new work is
@@ -38,8 +24,8 @@ type Config struct {
 	// for a lasting reason waits before it is tried again. Default 10m, 6h.
 	BackoffBase, BackoffMax time.Duration
 	// Settle is how long Describe is given to catch up with a create or a
-	// delete: before a create with a fresh token, and between the
-	// teardown's listings. Default 5s.
+	// delete: before a create with a used token is given up for the next
+	// generation, and between the teardown's listings. Default 5s.
 	Settle time.Duration
 }
 
@@ -80,13 +66,6 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("orchestrator: negative mutation rate"))
 	}
 	return errors.Join(errs...)
-}
-
-func (c *Config) inventory() inventory.Config {
-	return inventory.Config{
-		Mirror: c.Mirror, MirrorNLBARN: c.MirrorNLBARN, VPCID: c.VPCID,
-		Region: c.Region, AccountID: c.AccountID, LBARNs: c.LBARNs, LBTags: c.LBTags,
-	}
 }
 
 func (c *Config) writer() sessionwriter.Config {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/apitap/apitap/internal/awssim"
 	"github.com/apitap/apitap/internal/contract"
+	"github.com/apitap/apitap/internal/inventory"
 	"github.com/apitap/apitap/internal/mirror"
 	"github.com/apitap/apitap/internal/orchestrator"
 )
@@ -66,13 +67,13 @@ func (w *world) awsConfig() aws.Config {
 
 // config selects the given load balancer ARNs.
 func (w *world) config(arns ...string) orchestrator.Config {
-	return orchestrator.Config{
+	return orchestrator.Config{Config: inventory.Config{
 		Mirror:    mirror.Config{StackName: stack, TargetID: w.target, FilterID: w.filter},
 		VPCID:     w.vpc,
 		Region:    awssim.DefaultRegion,
 		AccountID: awssim.DefaultAccountID,
 		LBARNs:    arns,
-	}
+	}}
 }
 
 // orch builds an orchestrator as a cold Lambda container would: its own

@@ -114,7 +114,7 @@ type run struct {
 }
 
 func (o *Orchestrator) start(deadline time.Time) *run {
-	r := &run{o: o, rd: inventory.New(o.cfg.inventory(), inventory.Clients{
+	r := &run{o: o, rd: inventory.New(o.cfg.Config, inventory.Clients{
 		EC2: o.c.EC2, ELBv2: o.c.ELBv2, Classic: o.c.Classic, AutoScaling: o.c.AutoScaling,
 	}, &o.memo, o.log)}
 	if !deadline.IsZero() {

@@ -66,7 +66,7 @@ type motoServer struct {
 // startMoto starts moto's server on a free loopback port; the test stops it.
 func startMoto(t *testing.T) *motoServer {
 	t.Helper()
-	bin := pyBin(t, "moto_server")
+	bin := testkit.PyBin(t, "moto_server")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -100,21 +100,6 @@ func startMoto(t *testing.T) *motoServer {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-}
-
-// pyBin is a tool of the virtual environment scripts/infra-deps.sh fills.
-func pyBin(t *testing.T, tool string) string {
-	t.Helper()
-	dir := os.Getenv("APITAP_PY")
-	if dir == "" {
-		home, _ := os.UserHomeDir()
-		dir = filepath.Join(home, ".cache", "apitap", "py", "bin")
-	}
-	p := filepath.Join(dir, tool)
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("%s not found at %s: run scripts/infra-deps.sh (or set APITAP_PY)", tool, p)
-	}
-	return p
 }
 
 func tail(s string, n int) string {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/apitap/apitap/internal/awssim"
 	"github.com/apitap/apitap/internal/contract"
+	"github.com/apitap/apitap/internal/inventory"
 	"github.com/apitap/apitap/internal/lambdafn"
 	"github.com/apitap/apitap/internal/mirror"
 	"github.com/apitap/apitap/internal/orchestrator"
@@ -58,6 +59,7 @@ type world struct {
 	// otherTarget is another stack's mirror target: a session on it is
 	// foreign even when it carries our stack's tag.
 	otherTarget string
+	mirrorNLB   string // the stack's own NLB, behind target
 	lbs         []*lbInfo
 	insts       map[string]*instInfo
 	ipENI       map[string]string // ip target -> ENI
@@ -92,6 +94,7 @@ func build(opt scenarioOptions, logw io.Writer) (*world, error) {
 	if err != nil {
 		return nil, err
 	}
+	w.mirrorNLB = nlb
 	if w.target, err = w.acct.AddMirrorTarget(nlb); err != nil {
 		return nil, err
 	}
@@ -172,13 +175,16 @@ func (w *world) config() orchestrator.Config {
 	}
 	sort.Strings(arns)
 	return orchestrator.Config{
-		Mirror:    mirror.Config{StackName: stackName, TargetID: w.target, FilterID: w.filter},
-		Settle:    5 * time.Second,
-		VPCID:     w.vpc,
-		Region:    awssim.DefaultRegion,
-		AccountID: awssim.DefaultAccountID,
-		LBARNs:    arns,
-		Margin:    5 * time.Second,
+		Config: inventory.Config{
+			Mirror:       mirror.Config{StackName: stackName, TargetID: w.target, FilterID: w.filter},
+			MirrorNLBARN: w.mirrorNLB,
+			VPCID:        w.vpc,
+			Region:       awssim.DefaultRegion,
+			AccountID:    awssim.DefaultAccountID,
+			LBARNs:       arns,
+		},
+		Settle: 5 * time.Second,
+		Margin: 5 * time.Second,
 	}
 }
 

@@ -1,6 +1,7 @@
-// Package testkit holds what the end-to-end and oracle tests share: locating
-// the module, building binaries once per test, checking for root and for the
-// external tools that scripts/test-deps.sh installs, and the record the
+// Package testkit holds what the end-to-end, oracle and simulator tests
+// share: locating the module, building binaries once per test, checking for
+// root and for the external tools that scripts/test-deps.sh and
+// scripts/infra-deps.sh install, and the record the
 // sniffer publishes (docs/contracts.md §1) with its format checks.
 package testkit
 
@@ -83,6 +84,23 @@ func LookPath(cmd string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%s: not found", cmd)
+}
+
+// PyBin is a tool of the Python virtual environment scripts/infra-deps.sh
+// fills (cfn-lint, checkov, moto_server): in $APITAP_PY, else in
+// ~/.cache/apitap/py/bin. A missing tool fails the test.
+func PyBin(tb testing.TB, tool string) string {
+	tb.Helper()
+	dir := os.Getenv("APITAP_PY")
+	if dir == "" {
+		home, _ := os.UserHomeDir()
+		dir = filepath.Join(home, ".cache", "apitap", "py", "bin")
+	}
+	p := filepath.Join(dir, tool)
+	if _, err := os.Stat(p); err != nil {
+		tb.Fatalf("%s not found at %s: run scripts/infra-deps.sh (or set APITAP_PY)", tool, p)
+	}
+	return p
 }
 
 // Build compiles the given packages (import paths relative to the module
