@@ -45,6 +45,18 @@ func (r *Reader) SessionsOn(ctx context.Context, enis []string) ([]mirror.Sessio
 	return out, nil
 }
 
+// SessionsOnTarget lists every session on the stack's mirror target, ours
+// and foreign, with the documented traffic-mirror-target-id filter; what
+// comes back is kept only if it is on that target.
+func (r *Reader) SessionsOnTarget(ctx context.Context) ([]mirror.Session, error) {
+	ss, err := r.sessionsWhere(ctx, "on the stack's mirror target",
+		[]ec2types.Filter{{Name: aws.String("traffic-mirror-target-id"), Values: []string{r.cfg.Mirror.TargetID}}})
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(ss, func(s mirror.Session) bool { return s.TargetID != r.cfg.Mirror.TargetID }), nil
+}
+
 // OurSessions lists the sessions of ours (mirror.Config.Owns), all of them
 // or, when instanceIDs is not empty, those whose apitap:instance tag names
 // one of them. It asks for the sessions on the stack's mirror target (a

@@ -265,7 +265,7 @@ func (f *Function) Teardown(ctx context.Context, raw json.RawMessage) error {
 				resp.Reason = resp.Reason[:3500] + "..."
 			}
 		}
-		resp.Data = map[string]any{"Deleted": res.Deleted}
+		resp.Data = map[string]any{"Deleted": res.Deleted, "ForeignSessionsOnTarget": len(res.ForeignOnTarget)}
 	}
 	f.report("teardown "+req.RequestType, res, start)
 	// The answer has its own time: the invocation's context may be spent.

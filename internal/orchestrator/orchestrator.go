@@ -96,8 +96,11 @@ type Result struct {
 	Fallbacks int
 	// Remaining is, for the teardown, how many sessions of ours were still
 	// listed at its end; Complete says it saw none in its last listings.
-	Remaining int
-	Complete  bool
+	// ForeignOnTarget are the foreign sessions on the stack's mirror
+	// target it saw last: they keep the target from being deleted.
+	Remaining       int
+	Complete        bool
+	ForeignOnTarget []string
 	APICalls  int
 	Errors    []error
 }
@@ -413,7 +416,7 @@ func (o *Orchestrator) RemoveInstances(ctx context.Context, ids []string, deadli
 // not be listed yet, and a handler may still create one while it runs: it
 // keeps listing until several listings, a few seconds apart, find none of
 // ours. Foreign sessions, on the stack's target or not, are never touched
-// and do not keep it waiting. Result.Complete says whether it got there
+// and do not keep it waiting; those on the stack's target are reported. Result.Complete says whether it got there
 // before the deadline; it stops early when listing fails three times in a
 // row or when every delete fails for a reason retrying will not fix.
 func (o *Orchestrator) Teardown(ctx context.Context, deadline time.Time) *Result {
@@ -428,7 +431,7 @@ func (o *Orchestrator) Teardown(ctx context.Context, deadline time.Time) *Result
 				break
 			}
 		}
-		ours, err := r.rd.OurSessions(ctx, nil)
+		onTarget, err := r.rd.SessionsOnTarget(ctx)
 		if err != nil {
 			r.fail(err)
 			if failedListings++; failedListings >= maxFailedListings || ctx.Err() != nil {
@@ -437,6 +440,15 @@ func (o *Orchestrator) Teardown(ctx context.Context, deadline time.Time) *Result
 			continue
 		}
 		failedListings = 0
+		var ours []mirror.Session
+		r.res.ForeignOnTarget = nil
+		for _, s := range onTarget {
+			if o.cfg.Mirror.Owns(s) {
+				ours = append(ours, s)
+			} else {
+				r.res.ForeignOnTarget = append(r.res.ForeignOnTarget, s.ID)
+			}
+		}
 		r.res.Remaining = len(ours)
 		if len(ours) == 0 {
 			quiet++
@@ -460,6 +472,14 @@ func (o *Orchestrator) Teardown(ctx context.Context, deadline time.Time) *Result
 		}
 	}
 	r.res.Complete = quiet >= quietListings
+	if n := len(r.res.ForeignOnTarget); n > 0 {
+		// Not ours to delete; but while they use the target, CloudFormation
+		// cannot delete it (TrafficMirrorTargetInUseException).
+		o.log.Warn("foreign sessions use the stack's mirror target: deleting the target fails until their owners delete them",
+			"sessions", r.res.ForeignOnTarget)
+		r.res.Conflicts = append(r.res.Conflicts, mirror.Problem{Sessions: r.res.ForeignOnTarget,
+			Reason: fmt.Sprintf("%d foreign sessions use the stack's mirror target %s (never deleted by apitap): the target cannot be deleted until their owners delete them", n, o.cfg.Mirror.TargetID)})
+	}
 	if !r.res.Complete && len(r.res.Errors) == 0 {
 		r.fail(fmt.Errorf("tearing down: no time left with %d sessions of the stack still listed", r.res.Remaining))
 	}

@@ -239,6 +239,11 @@ func TestTeardownEndsWithForeignSessionsOnOurTarget(t *testing.T) {
 			if r.Deleted != 3 || r.Actual != 3 {
 				t.Errorf("found %d and deleted %d sessions of ours, want 3 and 3", r.Actual, r.Deleted)
 			}
+			// Three foreign sessions use our target: reported, as they
+			// keep CloudFormation from deleting it.
+			if len(r.ForeignOnTarget) != 3 || len(r.Conflicts) != 1 {
+				t.Errorf("foreign sessions on our target %v, conflicts %+v; want 3 reported", r.ForeignOnTarget, r.Conflicts)
+			}
 			// Six quiet listings a settle time apart, not the whole budget.
 			if used := 14*time.Minute - deadline.Sub(w.clock.Now()); used > time.Minute {
 				t.Errorf("teardown took %s of simulated time", used)
