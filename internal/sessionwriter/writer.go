@@ -220,9 +220,8 @@ const maxGenerations = 12
 // before (a replay of another create's session, or
 // IdempotentParameterMismatch), that create may be a concurrent handler's
 // (its session exists, or will be listed in a moment) or an earlier one
-// whose session was deleted since. The ENI's sessions are read, after a
-// pause when the other create may be recent, and a session of ours found
-// there is adopted; only when none is found does the create move on to the
+// whose session was deleted since. The ENI's sessions are read, Settle
+// after the answer, and a session of ours found there is adopted; only when none is found does the create move on to the
 // token's next generation. Concurrent creators walk the same generations,
 // so they always share a token: EC2 then makes one session, whatever it
 // does with duplicate session numbers.
@@ -240,7 +239,7 @@ func (w *Writer) create(ctx context.Context, o *Outcome, c mirror.Create, look L
 			}
 			return a.created
 		}
-		if wait := a.settle(w.clock.Now(), w.cfg.Settle); wait > 0 {
+		if wait := a.settle(w.cfg.Settle); wait > 0 {
 			if err := w.clock.Sleep(ctx, wait); err != nil {
 				o.fail(fmt.Errorf("creating mirror session for %s: %w", src.ENI, err))
 				return false
@@ -286,25 +285,21 @@ type answer struct {
 	// used: EC2 answered as for a token already used, with another
 	// create's session (replayed) or IdempotentParameterMismatch.
 	used bool
-	// replayed is the creation time the replayed session carries, zero
-	// when unknown; dead says this process deleted that session.
-	replayed time.Time
-	dead     bool
+	// dead: the replayed session is one this process deleted.
+	dead bool
 }
 
 // settle is how long to wait before the ENI's sessions show what the
-// earlier create with the same token made: nothing for a session known
-// deleted or created long enough ago, the rest of Settle for a recent one,
-// all of it when the answer says nothing of when (a mismatch).
-func (a answer) settle(now time.Time, settle time.Duration) time.Duration {
-	switch {
-	case a.dead:
+// earlier create with the same token made: nothing for a session this
+// process deleted, else all of Settle. EC2 has made that session by the
+// time it answers, but Describe may not show it yet; its apitap:created
+// tag does not tell when it appeared (the tag is written when the request
+// is built, and the SDK may retry a throttled create for minutes).
+func (a answer) settle(settle time.Duration) time.Duration {
+	if a.dead {
 		return 0
-	case a.replayed.IsZero():
-		return settle
 	}
-	// The tag has whole seconds.
-	return max(0, a.replayed.Add(settle+time.Second).Sub(now))
+	return settle
 }
 
 // createOnce sends one create.
@@ -332,10 +327,8 @@ func (w *Writer) createOnce(ctx context.Context, o *Outcome, c mirror.Create) an
 		// EC2 compares the parameters of a reused token, tags perhaps
 		// included (AWS does not say): an answer carrying another creation
 		// time, or a session we deleted, is an earlier create replayed.
-		id := createdID(out)
-		if dead := w.wasDeleted(id); dead || createdTag(out) != now {
-			at, _ := time.Parse(time.RFC3339, createdTag(out))
-			return answer{used: true, replayed: at, dead: dead}
+		if dead := w.wasDeleted(createdID(out)); dead || createdTag(out) != now {
+			return answer{used: true, dead: dead}
 		}
 	}
 	cl := w.classify(o, err, "create")
