@@ -265,7 +265,7 @@ func planSource(p *Plan, in Input, cfg Config, src Source, sessions []Session) {
 	c := Create{
 		Source: src,
 		Number: number,
-		Token:  ClientToken(cfg.StackName, src.ENI, cfg.TargetID, cfg.FilterID, number, src.VNI, src.Epoch),
+		Token:  ClientToken(cfg.StackName, src.ENI, cfg.TargetID, cfg.FilterID, src.VNI, src.Epoch),
 	}
 	for _, s := range foreign {
 		if s.Number < number {

@@ -465,7 +465,7 @@ func TestPlanTokens(t *testing.T) {
 	if len(p.Creates) != 1 {
 		t.Fatalf("creates = %d", len(p.Creates))
 	}
-	want := ClientToken(stack, "eni-1", target, filter, 1, vniA, epoch)
+	want := ClientToken(stack, "eni-1", target, filter, vniA, epoch)
 	if p.Creates[0].Token != want {
 		t.Errorf("token %q, want %q", p.Creates[0].Token, want)
 	}
@@ -627,7 +627,7 @@ func checkInvariants(t *testing.T, in Input, p Plan) {
 		if c.Number < MinSessionNumber || c.Number > MaxSessionNumber {
 			t.Errorf("create for %s has number %d", c.Source.ENI, c.Number)
 		}
-		want := ClientToken(cfg.StackName, c.Source.ENI, cfg.TargetID, cfg.FilterID, c.Number, c.Source.VNI, c.Source.Epoch)
+		want := ClientToken(cfg.StackName, c.Source.ENI, cfg.TargetID, cfg.FilterID, c.Source.VNI, c.Source.Epoch)
 		if c.Token != want {
 			t.Errorf("create for %s has token %q, want %q", c.Source.ENI, c.Token, want)
 		}

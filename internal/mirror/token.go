@@ -11,17 +11,22 @@ import (
 const tokenPrefix = "apitap-"
 
 // ClientToken is the idempotency token of CreateTrafficMirrorSession for one
-// session: derived from the session's key (docs/contracts.md §3: stack, source
-// ENI, mirror target, filter, session number) so that a retried create, or
-// the same create issued by two invocations racing each other, returns the
-// one existing session instead of making a second.
+// session: derived from what the session is (docs/contracts.md §3: stack,
+// source ENI, mirror target, filter, VNI, epoch) so that a retried create,
+// or the same create issued by handlers racing each other, returns the one
+// existing session instead of making a second.
 //
-// Two fields are added to that key, because EC2 remembers a token after the
-// session it created is deleted:
+// The session number is left out on purpose: two handlers that see the
+// ENI differently (one still lists a session the other no longer does)
+// choose different numbers for the same session; with one token EC2 makes
+// one session and tells the second handler the token was used.
+//
+// Two fields are there because EC2 remembers a token after the session it
+// created is deleted:
 //
 //   - vni: a session replaced because its load balancer's VNI changed is
-//     re-created with the same target, filter and often the same number;
-//     with the old token EC2 would answer IdempotentParameterMismatch.
+//     re-created with the same target and filter; with the old token EC2
+//     would answer with the session being replaced.
 //   - epoch: the source's launch or attach time and the UTC day
 //     (Source.Epoch), and for a token's later generations a "#n" suffix
 //     (TokenGeneration). After a stop/start we delete the session and must
@@ -34,12 +39,11 @@ const tokenPrefix = "apitap-"
 //
 // Changing this function changes every token: a create retried across a
 // deploy would then not be recognized as a retry. Keep it stable.
-func ClientToken(stack, eni, target, filter string, number int32, vni uint32, epoch string) string {
+func ClientToken(stack, eni, target, filter string, vni uint32, epoch string) string {
 	h := sha256.New()
 	var lenBuf [binary.MaxVarintLen64]byte
 	for _, f := range []string{
 		stack, eni, target, filter,
-		strconv.FormatInt(int64(number), 10),
 		strconv.FormatUint(uint64(vni), 10),
 		epoch,
 	} {

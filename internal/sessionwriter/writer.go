@@ -230,7 +230,7 @@ func (w *Writer) create(ctx context.Context, o *Outcome, c mirror.Create, look L
 	key := generationKey(c)
 	gen := w.generation(key)
 	for step := 0; step < maxGenerations; step, gen = step+1, gen+1 {
-		c.Token = mirror.ClientToken(w.cfg.Mirror.StackName, src.ENI, w.cfg.Mirror.TargetID, w.cfg.Mirror.FilterID, c.Number, src.VNI,
+		c.Token = mirror.ClientToken(w.cfg.Mirror.StackName, src.ENI, w.cfg.Mirror.TargetID, w.cfg.Mirror.FilterID, src.VNI,
 			mirror.TokenGeneration(src.Epoch, gen))
 		a := w.createOnce(ctx, o, c)
 		if !a.used {
@@ -419,7 +419,7 @@ func (w *Writer) wasDeleted(id string) bool {
 
 // generationKey names a source's token apart from its generation.
 func generationKey(c mirror.Create) string {
-	return fmt.Sprintf("%s|%d|%d|%s", c.Source.ENI, c.Number, c.Source.VNI, c.Source.Epoch)
+	return fmt.Sprintf("%s|%d|%s", c.Source.ENI, c.Source.VNI, c.Source.Epoch)
 }
 
 func (w *Writer) generation(key string) int {
