@@ -101,8 +101,8 @@ type Result struct {
 	Remaining       int
 	Complete        bool
 	ForeignOnTarget []string
-	APICalls  int
-	Errors    []error
+	APICalls        int
+	Errors          []error
 }
 
 // Err joins the errors.
