@@ -108,6 +108,18 @@ func (m *Memo) refuseTagFilters() {
 	m.mu.Unlock()
 }
 
+func (m *Memo) knownMirrorNLB() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.mirrorNLB
+}
+
+func (m *Memo) setMirrorNLB(arn string) {
+	m.mu.Lock()
+	m.mirrorNLB = arn
+	m.mu.Unlock()
+}
+
 // Reader reads for one operation (one Lambda invocation): it counts the
 // calls it makes and collects the problems it finds (load balancers that
 // cannot be selected, targets that cannot be mirrored). It is not safe for

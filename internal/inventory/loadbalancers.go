@@ -175,9 +175,7 @@ func (r *Reader) mirrorNLB(ctx context.Context) (string, error) {
 	if r.cfg.MirrorNLBARN != "" {
 		return r.cfg.MirrorNLBARN, nil
 	}
-	r.memo.mu.Lock()
-	known := r.memo.mirrorNLB
-	r.memo.mu.Unlock()
+	known := r.memo.knownMirrorNLB()
 	if known != "" {
 		return known, nil
 	}
@@ -197,9 +195,7 @@ func (r *Reader) mirrorNLB(ctx context.Context) (string, error) {
 	if known == "" {
 		known = "none" // a target that is not an NLB (an ENI or a GWLB endpoint)
 	}
-	r.memo.mu.Lock()
-	r.memo.mirrorNLB = known
-	r.memo.mu.Unlock()
+	r.memo.setMirrorNLB(known)
 	return known, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -57,13 +58,16 @@ func (r *Reader) SessionsOnTarget(ctx context.Context) ([]mirror.Session, error)
 	return slices.DeleteFunc(ss, func(s mirror.Session) bool { return s.TargetID != r.cfg.Mirror.TargetID }), nil
 }
 
-// OurSessions lists the sessions of ours (mirror.Config.Owns), all of them
-// or, when instanceIDs is not empty, those whose apitap:instance tag names
-// one of them. It asks for the sessions on the stack's mirror target (a
-// documented filter); tag filters are added as an optimisation only, and
-// dropped for good once the account refuses or ignores them. Ownership and
-// the instance are decided here, on the tags read back.
+// OurSessions lists the sessions of ours (mirror.Config.Owns) whose
+// apitap:instance tag names one of instanceIDs (none asked, none listed).
+// It asks for the sessions on the stack's mirror target (a documented
+// filter); tag filters are added as an optimisation only, and dropped for
+// good once the account refuses or ignores them. Ownership and the
+// instance are decided here, on the tags read back.
 func (r *Reader) OurSessions(ctx context.Context, instanceIDs []string) ([]mirror.Session, error) {
+	if len(instanceIDs) == 0 {
+		return nil, nil
+	}
 	onTarget := []ec2types.Filter{{Name: aws.String("traffic-mirror-target-id"), Values: []string{r.cfg.Mirror.TargetID}}}
 	listed, ok, err := r.byTags(ctx, onTarget, instanceIDs)
 	if err != nil {
@@ -78,7 +82,7 @@ func (r *Reader) OurSessions(ctx context.Context, instanceIDs []string) ([]mirro
 	seen := map[string]bool{}
 	var out []mirror.Session
 	for _, s := range listed {
-		if seen[s.ID] || !r.cfg.Mirror.Owns(s) || (len(want) > 0 && !want[s.Tags[contract.TagInstance]]) {
+		if seen[s.ID] || !r.cfg.Mirror.Owns(s) || !want[s.Tags[contract.TagInstance]] {
 			continue
 		}
 		seen[s.ID] = true
@@ -97,11 +101,7 @@ func (r *Reader) byTags(ctx context.Context, onTarget []ec2types.Filter, instanc
 		return nil, false, nil
 	}
 	tagged := append(slices.Clone(onTarget), ec2types.Filter{Name: aws.String("tag:" + contract.TagStack), Values: []string{r.cfg.Mirror.StackName}})
-	batches := [][]ec2types.Filter{tagged}
-	if len(instanceIDs) > 0 {
-		batches = filterBatches(tagged, "tag:"+contract.TagInstance, dedupe(instanceIDs))
-	}
-	for _, fs := range batches {
+	for _, fs := range filterBatches(tagged, "tag:"+contract.TagInstance, dedupe(instanceIDs)) {
 		ss, err := r.sessionsWhere(ctx, "of the stack", fs)
 		if awserr.IsBadFilter(err) {
 			r.log.Info("the account refuses tag filters on DescribeTrafficMirrorSessions: listing by mirror target only", "err", err)
@@ -128,21 +128,13 @@ func (r *Reader) byTags(ctx context.Context, onTarget []ec2types.Filter, instanc
 func ignoredTagFilters(ss []mirror.Session, fs []ec2types.Filter) bool {
 	for _, s := range ss {
 		for _, f := range fs {
-			key, ok := cutTag(aws.ToString(f.Name))
+			key, ok := strings.CutPrefix(aws.ToString(f.Name), "tag:")
 			if ok && !set(f.Values)[s.Tags[key]] {
 				return true
 			}
 		}
 	}
 	return false
-}
-
-func cutTag(name string) (string, bool) {
-	const p = "tag:"
-	if len(name) > len(p) && name[:len(p)] == p {
-		return name[len(p):], true
-	}
-	return "", false
 }
 
 // sessionsWhere lists the sessions matching filters, paginated.

@@ -221,10 +221,11 @@ const maxGenerations = 12
 // IdempotentParameterMismatch), that create may be a concurrent handler's
 // (its session exists, or will be listed in a moment) or an earlier one
 // whose session was deleted since. The ENI's sessions are read, Settle
-// after the answer, and a session of ours found there is adopted; only when none is found does the create move on to the
-// token's next generation. Concurrent creators walk the same generations,
-// so they always share a token: EC2 then makes one session, whatever it
-// does with duplicate session numbers.
+// after the answer, and a session of ours found there is adopted; only
+// when none is found does the create move on to the token's next
+// generation. Concurrent creators walk the same generations, so they
+// always share a token: EC2 then makes one session, whatever it does with
+// duplicate session numbers.
 func (w *Writer) create(ctx context.Context, o *Outcome, c mirror.Create, look Lister) bool {
 	src := c.Source
 	key := generationKey(c)
