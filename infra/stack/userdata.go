@@ -107,7 +107,7 @@ func (s *Stack) userData(binary awss3assets.Asset, unit string) awsec2.UserData 
 		// appended to the root-only environment file.
 		ud.AddCommands(jsii.String(fmt.Sprintf(
 			`aws secretsmanager get-secret-value --region %s --secret-id '%s' --query SecretString --output text | python3 -c %s >>%s`,
-			cfg.Region, cfg.KafkaSecretARN, shellQuote(secretToEnv), SnifferEnvFile)))
+			cfg.Region, cfg.KafkaSecretARN, shellQuote(SecretToEnv), SnifferEnvFile)))
 	}
 
 	ud.AddCommands(jsii.String(heredoc(UnitPath, "0644", unit)))
@@ -119,9 +119,9 @@ func (s *Stack) userData(binary awss3assets.Asset, unit string) awsec2.UserData 
 	return ud
 }
 
-// secretToEnv turns the Secrets Manager secret {"username","password"}
+// SecretToEnv is the Python program the user data runs at boot: it turns the Secrets Manager secret {"username","password"}
 // (Amazon MSK's SASL/SCRAM format) into quoted systemd environment lines.
-var secretToEnv = fmt.Sprintf(`import json, sys
+var SecretToEnv = fmt.Sprintf(`import json, sys
 s = json.load(sys.stdin)
 q = lambda v: chr(34) + v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34)) + chr(34)
 print("%s=" + q(s["username"]))
