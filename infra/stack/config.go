@@ -92,8 +92,12 @@ type Config struct {
 	SessionNumber  int    // 1-32766, default 1
 	ConflictPolicy string // skip (default) or coexist
 	// MirrorPorts restricts the filter to these server ports (an ingress
-	// and an egress rule each); empty means all TCP in both directions.
+	// and an egress rule each, per address family); empty means all TCP in
+	// both directions.
 	MirrorPorts []PortRange
+	// SkipIPv6 leaves IPv6 out of the filter (context apitap:mirrorIpv6
+	// false), which leaves room for more port ranges.
+	SkipIPv6 bool
 
 	// ReconcileSchedule is an EventBridge schedule expression. Default
 	// "rate(5 minutes)".
@@ -171,14 +175,19 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// FilterRules is the number of mirror filter rules the configuration
-// needs: an ingress and an egress rule per port range, or one of each for
-// all TCP.
-func (c Config) FilterRules() int {
-	if len(c.MirrorPorts) == 0 {
+// RulesPerSlot is the number of filter rules one port range (or all TCP)
+// takes: an ingress and an egress rule per address family.
+func (c Config) RulesPerSlot() int {
+	if c.SkipIPv6 {
 		return 2
 	}
-	return 2 * len(c.MirrorPorts)
+	return 4
+}
+
+// FilterRules is the number of mirror filter rules the configuration
+// needs.
+func (c Config) FilterRules() int {
+	return c.RulesPerSlot() * max(1, len(c.MirrorPorts))
 }
 
 // AvailabilityZones are the zones of the subnets, sorted.
@@ -409,8 +418,12 @@ func (c Config) Validate() error {
 		}
 	}
 	if n := c.FilterRules(); n > MaxFilterRules {
-		bad("mirrorPorts", "%d port ranges need %d filter rules (an ingress and an egress rule each); a traffic mirror filter holds at most %d: merge ports into ranges, or leave mirrorPorts empty for all TCP",
-			len(c.MirrorPorts), n, MaxFilterRules)
+		fams := "IPv4 and IPv6"
+		if c.SkipIPv6 {
+			fams = "IPv4"
+		}
+		bad("mirrorPorts", "%d port ranges need %d filter rules (an ingress and an egress rule for %s each), a traffic mirror filter holds at most %d: at most %d ranges fit; merge ports into ranges (8000-8099), leave mirrorPorts empty for all TCP, or set mirrorIpv6 false for %d",
+			len(c.MirrorPorts), n, fams, MaxFilterRules, MaxFilterRules/c.RulesPerSlot(), MaxFilterRules/2)
 	}
 	if !reSchedule.MatchString(c.ReconcileSchedule) {
 		bad("reconcileSchedule", "%q is not an EventBridge schedule such as rate(5 minutes) or cron(0/5 * * * ? *)", c.ReconcileSchedule)
@@ -484,6 +497,7 @@ func FromContext(get func(key string) any) (Config, error) {
 		NotificationEmail:    r.str("notificationEmail"),
 		CreateTrail:          r.boolean("createTrail"),
 		LogRetentionDays:     r.integer("logRetentionDays"),
+		SkipIPv6:             !r.booleanOr("mirrorIpv6", true),
 	}
 	for _, p := range r.list("mirrorPorts") {
 		pr, err := parsePortRange(p)
@@ -554,6 +568,14 @@ func (r reader) boolean(key string) bool {
 		r.fail(key, v, "true or false")
 		return false
 	}
+}
+
+// booleanOr is boolean with a default for an unset key.
+func (r reader) booleanOr(key string, def bool) bool {
+	if r.get(ContextPrefix+key) == nil {
+		return def
+	}
+	return r.boolean(key)
 }
 
 func (r reader) integer(key string) int {

@@ -1,6 +1,8 @@
 package stack
 
 import (
+	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -33,8 +35,8 @@ func TestFromContextDefaults(t *testing.T) {
 		c.AktoAccountID != "1000000" || len(c.InstanceTypes) < 3 || c.CreateTrail {
 		t.Errorf("defaults: %+v", c)
 	}
-	if c.FilterRules() != 2 {
-		t.Errorf("all TCP needs 2 rules, got %d", c.FilterRules())
+	if c.FilterRules() != 4 || c.SkipIPv6 {
+		t.Errorf("all TCP over IPv4 and IPv6 needs 4 rules, got %d (SkipIPv6 %v)", c.FilterRules(), c.SkipIPv6)
 	}
 }
 
@@ -57,8 +59,13 @@ func TestFromContextStrings(t *testing.T) {
 		c.SnifferEnv["SNIFFER_REDACT_HEADERS"] != "authorization,cookie" {
 		t.Errorf("parsed: %+v", c)
 	}
-	if c.FilterRules() != 4 {
-		t.Errorf("2 port ranges need 4 rules, got %d", c.FilterRules())
+	if c.FilterRules() != 8 {
+		t.Errorf("2 port ranges need 8 rules, got %d", c.FilterRules())
+	}
+	m["apitap:mirrorIpv6"] = "false"
+	m["apitap:mirrorPorts"] = "80,443,8080,8443,9000"
+	if c, err = FromContext(ctx(m)); err != nil || !c.SkipIPv6 || c.FilterRules() != 10 {
+		t.Errorf("5 IPv4-only port ranges: %d rules, %v", c.FilterRules(), err)
 	}
 }
 
@@ -75,7 +82,9 @@ func TestValidateErrors(t *testing.T) {
 		"open cidr":              {map[string]any{"apitap:vpcCidr": "0.0.0.0/0"}, "whole internet"},
 		"x86 type":               {map[string]any{"apitap:instanceTypes": "c7g.large,c5.large"}, `"c5.large" is not an arm64 Graviton`},
 		"capacity":               {map[string]any{"apitap:minCapacity": 5, "apitap:maxCapacity": 3}, "minCapacity"},
-		"11 rules":               {map[string]any{"apitap:mirrorPorts": "80,443,8080,8443,9000,9090"}, "need 12 filter rules"},
+		"12 rules":               {map[string]any{"apitap:mirrorPorts": "80,443,8080"}, "need 12 filter rules (an ingress and an egress rule for IPv4 and IPv6 each), a traffic mirror filter holds at most 10: at most 2 ranges fit"},
+		"12 IPv4 rules":          {map[string]any{"apitap:mirrorPorts": "80,443,8080,8443,9000,9090", "apitap:mirrorIpv6": false}, "at most 5 ranges fit"},
+		"ipv6 not a bool":        {map[string]any{"apitap:mirrorIpv6": "v6"}, "apitap:mirrorIpv6"},
 		"overlap":                {map[string]any{"apitap:mirrorPorts": "8000-8100,8080"}, "overlaps"},
 		"bad port":               {map[string]any{"apitap:mirrorPorts": "http"}, "is not a port"},
 		"scram without secret":   {map[string]any{"apitap:kafkaAuth": "scram-sha-512", "apitap:kafkaTls": true}, "apitap:kafkaSecretArn"},
@@ -131,12 +140,67 @@ func TestNames(t *testing.T) {
 }
 
 func TestFilterRules(t *testing.T) {
-	all := FilterRules(Config{})
-	if len(all) != 2 || all[0].Direction != "ingress" || all[1].Direction != "egress" || all[0].DestinationPorts != nil {
-		t.Errorf("all TCP: %+v", all)
+	type rule struct {
+		id, dir string
+		n       int
+		cidr    string
+		src     *PortRange
+		dst     *PortRange
 	}
-	ports := FilterRules(Config{MirrorPorts: []PortRange{{80, 80}, {8000, 8099}}})
-	if len(ports) != 4 || ports[0].DestinationPorts.From != 80 || ports[1].SourcePorts.From != 80 || ports[3].SourcePorts.To != 8099 {
-		t.Errorf("ports: %+v", ports)
+	p80, p8000 := &PortRange{80, 80}, &PortRange{8000, 8099}
+	for name, tc := range map[string]struct {
+		cfg  Config
+		want []rule
+	}{
+		"all TCP, both families": {Config{}, []rule{
+			{"MirrorFilterRuleIPv41Ingress", "ingress", 100, AnyIPv4, nil, nil},
+			{"MirrorFilterRuleIPv41Egress", "egress", 100, AnyIPv4, nil, nil},
+			{"MirrorFilterRuleIPv61Ingress", "ingress", 101, AnyIPv6, nil, nil},
+			{"MirrorFilterRuleIPv61Egress", "egress", 101, AnyIPv6, nil, nil},
+		}},
+		"IPv4 only": {Config{SkipIPv6: true}, []rule{
+			{"MirrorFilterRuleIPv41Ingress", "ingress", 100, AnyIPv4, nil, nil},
+			{"MirrorFilterRuleIPv41Egress", "egress", 100, AnyIPv4, nil, nil},
+		}},
+		"two ranges": {Config{MirrorPorts: []PortRange{*p80, *p8000}}, []rule{
+			{"MirrorFilterRuleIPv41Ingress", "ingress", 100, AnyIPv4, nil, p80},
+			{"MirrorFilterRuleIPv41Egress", "egress", 100, AnyIPv4, p80, nil},
+			{"MirrorFilterRuleIPv61Ingress", "ingress", 101, AnyIPv6, nil, p80},
+			{"MirrorFilterRuleIPv61Egress", "egress", 101, AnyIPv6, p80, nil},
+			{"MirrorFilterRuleIPv42Ingress", "ingress", 110, AnyIPv4, nil, p8000},
+			{"MirrorFilterRuleIPv42Egress", "egress", 110, AnyIPv4, p8000, nil},
+			{"MirrorFilterRuleIPv62Ingress", "ingress", 111, AnyIPv6, nil, p8000},
+			{"MirrorFilterRuleIPv62Egress", "egress", 111, AnyIPv6, p8000, nil},
+		}},
+	} {
+		var got []rule
+		for _, r := range FilterRules(tc.cfg) {
+			got = append(got, rule{r.ID, r.Direction, r.Number, r.CIDR, r.SourcePorts, r.DestinationPorts})
+		}
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s:\n got %+v\nwant %+v", name, got, tc.want)
+		}
+	}
+}
+
+// A rule's id fixes its direction and number whatever the ports: a change
+// of ports is an in-place modification that never makes two rules of one
+// direction share a number, even for a moment.
+func TestFilterRuleIDsFixNumbers(t *testing.T) {
+	seen := map[string]FilterRule{}
+	for _, c := range []Config{{}, {SkipIPv6: true}, {MirrorPorts: []PortRange{{443, 443}}},
+		{MirrorPorts: []PortRange{{1, 1000}, {8080, 8080}}}, {SkipIPv6: true, MirrorPorts: []PortRange{{1, 1}, {2, 2}, {3, 3}, {4, 4}, {5, 5}}}} {
+		numbers := map[string]bool{}
+		for _, r := range FilterRules(c) {
+			if prev, ok := seen[r.ID]; ok && (prev.Number != r.Number || prev.Direction != r.Direction || prev.CIDR != r.CIDR) {
+				t.Errorf("%s is %s #%d %s in one configuration and %s #%d %s in another", r.ID, prev.Direction, prev.Number, prev.CIDR, r.Direction, r.Number, r.CIDR)
+			}
+			seen[r.ID] = r
+			key := fmt.Sprint(r.Direction, r.Number)
+			if numbers[key] {
+				t.Errorf("%+v: two %s rules numbered %d", c, r.Direction, r.Number)
+			}
+			numbers[key] = true
+		}
 	}
 }

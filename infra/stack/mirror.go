@@ -70,19 +70,24 @@ func (s *Stack) mirror(net network, f fleet) mirror {
 	// Without the UDP 4789 listener, mirroring fails silently.
 	target.Node().AddDependency(listener)
 
+	// The filter's properties never change with the configuration: a
+	// changed Description or NetworkServices replaces an
+	// AWS::EC2::TrafficMirrorFilter, and a replaced filter stops mirroring
+	// (its rules go first) and cannot be deleted while sessions use it.
+	// Everything configurable lives in the rules, which change in place.
 	filter := awsec2.NewCfnTrafficMirrorFilter(st, jsii.String("MirrorFilter"), &awsec2.CfnTrafficMirrorFilterProps{
-		Description: jsii.String("apitap " + cfg.StackName + ": " + filterDescription(cfg)),
+		Description: jsii.String(FilterDescription(cfg.StackName)),
 	})
 	m := mirror{nlb: nlb, tg: tg, listener: listener, target: target, filter: filter}
-	for i, r := range FilterRules(cfg) {
-		m.rules = append(m.rules, awsec2.NewCfnTrafficMirrorFilterRule(st, jsii.String(fmt.Sprintf("MirrorFilterRule%d", i+1)), &awsec2.CfnTrafficMirrorFilterRuleProps{
+	for _, r := range FilterRules(cfg) {
+		m.rules = append(m.rules, awsec2.NewCfnTrafficMirrorFilterRule(st, jsii.String(r.ID), &awsec2.CfnTrafficMirrorFilterRuleProps{
 			TrafficMirrorFilterId: filter.Ref(),
 			TrafficDirection:      jsii.String(r.Direction),
 			RuleNumber:            jsii.Number(float64(r.Number)),
 			RuleAction:            jsii.String("accept"),
 			Protocol:              jsii.Number(TCP),
-			SourceCidrBlock:       jsii.String("0.0.0.0/0"),
-			DestinationCidrBlock:  jsii.String("0.0.0.0/0"),
+			SourceCidrBlock:       jsii.String(r.CIDR),
+			DestinationCidrBlock:  jsii.String(r.CIDR),
 			SourcePortRange:       portRange(r.SourcePorts),
 			DestinationPortRange:  portRange(r.DestinationPorts),
 			Description:           jsii.String(r.Description),
@@ -91,42 +96,70 @@ func (s *Stack) mirror(net network, f fleet) mirror {
 	return m
 }
 
+// FilterDescription is the mirror filter's Description: the stack's name
+// only, so that no setting can replace the filter.
+func FilterDescription(stackName string) string {
+	return "apitap " + stackName + ": mirror filter (its rules are separate resources)"
+}
+
+// Address families of the filter rules.
+const (
+	AnyIPv4 = "0.0.0.0/0"
+	AnyIPv6 = "::/0"
+)
+
 // FilterRule is one rule of the mirror filter.
 type FilterRule struct {
+	// ID is the rule's logical id. It is fixed by the rule's slot,
+	// family and direction, and so is its number: a configuration change
+	// modifies rules in place and never gives two rules one number
+	// mid-update.
+	ID               string
 	Direction        string // ingress or egress (seen from the source ENI)
 	Number           int
+	CIDR             string // AnyIPv4 or AnyIPv6, as source and destination
 	SourcePorts      *PortRange
 	DestinationPorts *PortRange
 	Description      string
 }
 
-// FilterRules are the filter's rules: with no ports, all TCP in both
-// directions; otherwise requests to each port range (ingress, destination
-// port) and responses from it (egress, source port). Without egress rules
-// no responses would be mirrored.
+// FilterRules are the filter's rules. Each slot (one port range, or all
+// TCP when there are none) has an ingress rule for requests to the ports
+// and an egress rule for responses from them (without egress rules no
+// responses would be mirrored), for IPv4 and, unless switched off, IPv6.
 func FilterRules(c Config) []FilterRule {
-	if len(c.MirrorPorts) == 0 {
-		return []FilterRule{
-			{Direction: "ingress", Number: 100, Description: "all TCP into the source"},
-			{Direction: "egress", Number: 100, Description: "all TCP out of the source"},
-		}
+	slots := c.MirrorPorts
+	if len(slots) == 0 {
+		slots = []PortRange{{}}
+	}
+	families := []string{AnyIPv4}
+	if !c.SkipIPv6 {
+		families = append(families, AnyIPv6)
 	}
 	var out []FilterRule
-	for i, p := range c.MirrorPorts {
-		p := p
-		n := 100 + 10*i
-		out = append(out,
-			FilterRule{Direction: "ingress", Number: n, DestinationPorts: &p, Description: "requests to TCP " + p.String()},
-			FilterRule{Direction: "egress", Number: n, SourcePorts: &p, Description: "responses from TCP " + p.String()})
+	for i, p := range slots {
+		var ports *PortRange
+		what := "all TCP"
+		if p != (PortRange{}) {
+			p := p
+			ports = &p
+			what = "TCP " + p.String()
+		}
+		for f, cidr := range families {
+			fam := "IPv4"
+			if cidr == AnyIPv6 {
+				fam = "IPv6"
+			}
+			n := 100 + 10*i + f
+			id := fmt.Sprintf("MirrorFilterRule%s%d", fam, i+1)
+			out = append(out,
+				FilterRule{ID: id + "Ingress", Direction: "ingress", Number: n, CIDR: cidr, DestinationPorts: ports,
+					Description: fam + " requests: " + what + " into the source"},
+				FilterRule{ID: id + "Egress", Direction: "egress", Number: n, CIDR: cidr, SourcePorts: ports,
+					Description: fam + " responses: " + what + " out of the source"})
+		}
 	}
 	return out
-}
-
-func filterDescription(c Config) string {
-	if len(c.MirrorPorts) == 0 {
-		return "all TCP, both directions"
-	}
-	return fmt.Sprintf("TCP ports %v, both directions", c.MirrorPorts)
 }
 
 func portRange(p *PortRange) any {

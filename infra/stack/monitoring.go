@@ -18,6 +18,18 @@ const (
 	AlarmFunctionErrors    = "-errors" // after the function key
 )
 
+// AlarmNames are the names of the stack's alarms.
+func (s *Stack) AlarmNames() []string {
+	out := []string{AlarmUnhealthySniffers, AlarmNoHealthySniffers, AlarmSnifferDrops, AlarmFailedEvents}
+	for _, spec := range FunctionSpecs {
+		out = append(out, spec.Key+AlarmFunctionErrors)
+	}
+	for i := range out {
+		out[i] = s.Names.AlarmPrefix + out[i]
+	}
+	return out
+}
+
 func (s *Stack) monitoring(f fleet, m mirror, fns functions, n notifications) {
 	cfg, st := s.Config, s.Stack
 	action := awscloudwatchactions.NewSnsAction(n.topic)

@@ -183,6 +183,15 @@ type notifications struct {
 	failed awssqs.Queue
 }
 
+// alarmARNs are the ARNs of every alarm of the stack.
+func (s *Stack) alarmARNs() []string {
+	var out []string
+	for _, name := range s.AlarmNames() {
+		out = append(out, fmt.Sprintf("arn:%s:cloudwatch:%s:%s:alarm:%s", s.Config.Partition(), s.Config.Region, s.Config.Account, name))
+	}
+	return out
+}
+
 // slrAutoScaling is the ARN of the Auto Scaling service-linked role.
 func (s *Stack) slrAutoScaling() string {
 	return fmt.Sprintf("arn:%s:iam::%s:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling", s.Config.Partition(), s.Config.Account)
@@ -218,6 +227,22 @@ func (s *Stack) notifications() notifications {
 		MasterKey:   key,
 		EnforceSSL:  jsii.Bool(true),
 	})
+	// EnforceSSL gives the topic a policy of its own, which replaces SNS's
+	// default policy: nothing in it lets CloudWatch publish any more, so
+	// the stack's alarms are allowed by name, from this account only
+	// (docs/aws.md, "Notifications"). The Auto Scaling service-linked
+	// role publishes fleet notifications with its own IAM permissions
+	// (same account), which the TLS-only Deny does not touch.
+	topic.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("CloudWatchAlarmsPublish"),
+		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("cloudwatch.amazonaws.com"), nil)},
+		Actions:    jsii.Strings("sns:Publish"),
+		Resources:  jsii.Strings(*topic.TopicArn()),
+		Conditions: &map[string]any{
+			"StringEquals": map[string]any{"aws:SourceAccount": cfg.Account},
+			"ArnLike":      map[string]any{"aws:SourceArn": s.alarmARNs()},
+		},
+	}))
 	if cfg.NotificationEmail != "" {
 		topic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(cfg.NotificationEmail), nil))
 	}

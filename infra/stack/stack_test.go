@@ -53,7 +53,7 @@ func config(variant string) stack.Config {
 		c.MSKClusterARN = mskARN
 		c.CreateTrail = true
 		c.NotificationEmail = "ops@example.com"
-		c.MirrorPorts = []stack.PortRange{{80, 80}, {443, 443}, {8000, 8099}}
+		c.MirrorPorts = []stack.PortRange{{80, 80}, {8000, 8099}}
 		c.SessionNumber = 7
 		c.ConflictPolicy = "coexist"
 		c.ReconcileSchedule = "rate(10 minutes)"
@@ -62,6 +62,7 @@ func config(variant string) stack.Config {
 		c.KafkaAuth = stack.KafkaAuthSCRAMSHA512
 		c.KafkaSecretARN = secretARN
 		c.KafkaSecretKMSKeyARN = "arn:aws:kms:eu-west-1:123456789012:key/0123abcd-0123-4567-89ab-0123456789ab"
+		c.SkipIPv6 = true
 	}
 	return c.WithDefaults()
 }
@@ -497,13 +498,23 @@ func TestMirrorTargetAndFilter(t *testing.T) {
 		t.Errorf("the mirror target must depend on the UDP listener, depends on %v", d)
 	}
 	count(t, s, "AWS::EC2::TrafficMirrorFilter", 1)
-	count(t, s, "AWS::EC2::TrafficMirrorFilterRule", 6) // 3 port ranges x 2 directions
+	count(t, s, "AWS::EC2::TrafficMirrorFilterRule", 8) // 2 port ranges x 2 directions x IPv4 and IPv6
+	for _, cidr := range []string{"0.0.0.0/0", "::/0"} {
+		for _, dir := range []string{"ingress", "egress"} {
+			ports := "DestinationPortRange"
+			if dir == "egress" {
+				ports = "SourcePortRange"
+			}
+			has(t, s, "AWS::EC2::TrafficMirrorFilterRule", map[string]any{"TrafficDirection": dir, "SourceCidrBlock": cidr, "DestinationCidrBlock": cidr,
+				ports: map[string]any{"FromPort": 80, "ToPort": 80}})
+		}
+	}
 	has(t, s, "AWS::EC2::TrafficMirrorFilterRule", map[string]any{"TrafficDirection": "ingress", "Protocol": 6, "RuleAction": "accept",
 		"DestinationPortRange": map[string]any{"FromPort": 8000, "ToPort": 8099}})
 	has(t, s, "AWS::EC2::TrafficMirrorFilterRule", map[string]any{"TrafficDirection": "egress", "Protocol": 6, "RuleAction": "accept",
 		"SourcePortRange": map[string]any{"FromPort": 8000, "ToPort": 8099}})
 
-	all := synth(t, "scram")
+	all := synth(t, "scram") // all TCP, IPv4 only
 	count(t, all, "AWS::EC2::TrafficMirrorFilterRule", 2)
 	for _, r := range all.ofType("AWS::EC2::TrafficMirrorFilterRule") {
 		if r["Protocol"] != float64(6) || r["SourcePortRange"] != nil || r["DestinationPortRange"] != nil || r["DestinationCidrBlock"] != "0.0.0.0/0" {
