@@ -68,11 +68,12 @@ func config(variant string) stack.Config {
 }
 
 type synthesized struct {
-	cfg   stack.Config
-	st    *stack.Stack
-	tmpl  assertions.Template
-	json  []byte
-	model tmplModel
+	variant string
+	cfg     stack.Config
+	st      *stack.Stack
+	tmpl    assertions.Template
+	json    []byte
+	model   tmplModel
 }
 
 type tmplModel struct {
@@ -125,7 +126,7 @@ func synth(t *testing.T, variant string) *synthesized {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &synthesized{cfg: cfg, st: st, tmpl: tmpl, json: b}
+	s := &synthesized{variant: variant, cfg: cfg, st: st, tmpl: tmpl, json: b}
 	must(t, json.Unmarshal(b, &s.model))
 	cache[variant] = s
 	return s
