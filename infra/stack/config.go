@@ -108,8 +108,13 @@ type Config struct {
 	// that target registrations reach EventBridge; only needed when the
 	// account has no trail.
 	CreateTrail bool
-	// LogRetentionDays of the functions' log groups. Default 30.
+	// LogRetentionDays of the functions' and the sniffers' log groups.
+	// Default 30.
 	LogRetentionDays int
+	// ReconcileReservedConcurrency, when above 0, reserves that much
+	// concurrency for the reconcile function (1: one pass at a time).
+	// Default 0: none, which any account can deploy.
+	ReconcileReservedConcurrency int
 }
 
 // Defaults.
@@ -431,6 +436,9 @@ func (c Config) Validate() error {
 	if c.NotificationEmail != "" && !reEmail.MatchString(c.NotificationEmail) {
 		bad("notificationEmail", "%q is not an e-mail address", c.NotificationEmail)
 	}
+	if c.ReconcileReservedConcurrency < 0 || c.ReconcileReservedConcurrency > 1000 {
+		bad("reconcileReservedConcurrency", "%d is outside 0 (none, the default) to 1000", c.ReconcileReservedConcurrency)
+	}
 	if _, ok := retentionDays[c.LogRetentionDays]; !ok {
 		var days []int
 		for d := range retentionDays {
@@ -498,6 +506,8 @@ func FromContext(get func(key string) any) (Config, error) {
 		CreateTrail:          r.boolean("createTrail"),
 		LogRetentionDays:     r.integer("logRetentionDays"),
 		SkipIPv6:             !r.booleanOr("mirrorIpv6", true),
+
+		ReconcileReservedConcurrency: r.integer("reconcileReservedConcurrency"),
 	}
 	for _, p := range r.list("mirrorPorts") {
 		pr, err := parsePortRange(p)

@@ -74,8 +74,9 @@ func (s *Stack) events(fns functions, m mirror, n notifications) {
 	// depends on: a target with sessions cannot be deleted.
 	teardown := fns["teardown"]
 	cr := awscdk.NewCustomResource(st, jsii.String("Teardown"), &awscdk.CustomResourceProps{
-		ServiceToken: teardown.fn.FunctionArn(),
-		ResourceType: jsii.String("Custom::ApitapTeardown"),
+		ServiceToken:   teardown.fn.FunctionArn(),
+		ServiceTimeout: awscdk.Duration_Seconds(jsii.Number(TeardownServiceTimeoutS)),
+		ResourceType:   jsii.String("Custom::ApitapTeardown"),
 		Properties: &map[string]any{
 			"StackName":      cfg.StackName,
 			"MirrorTargetId": m.target.Ref(),

@@ -22,9 +22,6 @@ type FunctionSpec struct {
 	ID          string // construct id
 	Description string
 	Timeout     int // seconds
-	// Reserved concurrency, 0 for none. The reconcile runs one at a time:
-	// two full passes at once would plan against each other's writes.
-	Reserved int
 	// Creates is whether it creates sessions (the teardown only deletes).
 	Creates bool
 }
@@ -35,16 +32,24 @@ var FunctionSpecs = []FunctionSpec{
 		Description: "apitap: mirror or unmirror an instance or target on EC2, Auto Scaling and target registration events"},
 	{Key: "stack-events", ID: "StackEvents", Timeout: 300, Creates: true,
 		Description: "apitap: full reconcile when the stack is created or updated"},
-	{Key: "reconcile", ID: "Reconcile", Timeout: 300, Reserved: 1, Creates: true,
+	{Key: "reconcile", ID: "Reconcile", Timeout: 300, Creates: true,
 		Description: "apitap: scheduled full reconcile of the stack's mirror sessions"},
-	{Key: "teardown", ID: "Teardown", Timeout: 900,
+	{Key: "teardown", ID: "Teardown", Timeout: TeardownTimeoutS,
 		Description: "apitap: custom resource deleting the stack's mirror sessions before the mirror target"},
 }
 
 const (
-	FunctionMemoryMB = 256
-	AsyncRetries     = 2
-	MaxEventAgeHours = 1
+	// TeardownTimeoutS is the teardown function's timeout, and
+	// TeardownServiceTimeoutS how long CloudFormation waits for its answer
+	// (the custom resource's ServiceTimeout): the function stops working
+	// before its own deadline to answer, so the answer always comes
+	// before CloudFormation gives up, and a broken teardown holds a
+	// stack deletion for 15 minutes, not an hour.
+	TeardownTimeoutS        = 840
+	TeardownServiceTimeoutS = 900
+	FunctionMemoryMB        = 256
+	AsyncRetries            = 2
+	MaxEventAgeHours        = 1
 )
 
 type function struct {
@@ -100,8 +105,14 @@ func (s *Stack) functions(m mirror, n notifications, assets Assets) functions {
 			RetryAttempts: jsii.Number(AsyncRetries),
 			MaxEventAge:   awscdk.Duration_Hours(jsii.Number(MaxEventAgeHours)),
 		}
-		if spec.Reserved > 0 {
-			props.ReservedConcurrentExecutions = jsii.Number(float64(spec.Reserved))
+		// No reserved concurrency by default: it comes out of the account's
+		// unreserved pool, which Lambda keeps at 100 at least, and new
+		// accounts often have a concurrency quota below that, so any
+		// reservation can fail the deploy. Concurrent invocations are safe
+		// (docs/design.md, "Concurrency"); whoever wants the reconcile to
+		// run one at a time sets apitap:reconcileReservedConcurrency.
+		if spec.Key == contract.FnReconcile && cfg.ReconcileReservedConcurrency > 0 {
+			props.ReservedConcurrentExecutions = jsii.Number(float64(cfg.ReconcileReservedConcurrency))
 		}
 		fn := awslambda.NewFunction(st, jsii.String(spec.ID+"Function"), props)
 		out[spec.Key] = &function{spec: spec, fn: fn, role: role, logs: logs}

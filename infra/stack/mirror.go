@@ -33,6 +33,11 @@ func (s *Stack) mirror(net network, f fleet) mirror {
 		CrossZoneEnabled:   jsii.Bool(true),
 		LoadBalancerName:   jsii.String(s.Names.LoadBalancer),
 		DeletionProtection: jsii.Bool(false),
+		// No security group: mirrored packets come from every source ENI
+		// in the VPC and keep their source address, and security groups
+		// cannot be added to an NLB created without one (the flag that
+		// changes this default is pinned off in cdk.json as well).
+		DisableSecurityGroups: jsii.Bool(true),
 	})
 	tg := elbv2.NewNetworkTargetGroup(st, jsii.String("SnifferTargets"), &elbv2.NetworkTargetGroupProps{
 		Vpc:                 net.vpc,

@@ -7,6 +7,8 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+
+	"github.com/apitap/apitap/internal/contract"
 )
 
 // Check applies the cdk-nag AwsSolutions rules to every stack in scope:
@@ -82,8 +84,9 @@ const (
 	reasonLambdaEnv = "the environment holds resource ids and settings only, no secrets; Lambda encrypts it at rest"
 	reasonLambdaDLQ = "asynchronous failures go to the SQS queue <stack>-failed-events through the on-failure " +
 		"destination (AWS::Lambda::EventInvokeConfig), the successor of DeadLetterConfig"
-	reasonLambdaConcurrency = "concurrency is reserved only for the reconcile, where two runs at once would race; " +
-		"reserving it for the event handlers would throttle bursts of events and take from the account's pool"
+	reasonLambdaConcurrency = "no concurrency is reserved by default: a reservation comes out of the account's unreserved pool, " +
+		"which Lambda keeps at 100 at least, so it fails the deploy in accounts with a low concurrency quota; concurrent " +
+		"invocations are safe by design (apitap:reconcileReservedConcurrency reserves some for the reconcile)"
 	reasonLogsKMS = "the log lines hold resource ids and counts, never mirrored traffic; CloudWatch Logs encrypts " +
 		"them at rest with its own key"
 	reasonSQSKMS = "SSE-SQS (SqsManagedSseEnabled) encrypts the queue; a customer managed key would need wildcard " +
@@ -126,7 +129,7 @@ func (s *Stack) suppressions() {
 			{id: "CKV_AWS_117", reason: reasonLambdaVPC},
 			{id: "CKV_AWS_173", reason: reasonLambdaEnv},
 		}
-		if spec.Reserved == 0 {
+		if !(spec.Key == contract.FnReconcile && s.Config.ReconcileReservedConcurrency > 0) {
 			skips = append(skips, suppression{id: "CKV_AWS_115", reason: reasonLambdaConcurrency})
 		}
 		checkovSkip(f.fn, skips...)

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -58,6 +59,7 @@ func config(variant string) stack.Config {
 		c.ConflictPolicy = "coexist"
 		c.ReconcileSchedule = "rate(10 minutes)"
 		c.LogRetentionDays = 90
+		c.ReconcileReservedConcurrency = 1
 	case "scram":
 		c.KafkaAuth = stack.KafkaAuthSCRAMSHA512
 		c.KafkaSecretARN = secretARN
@@ -228,6 +230,24 @@ func TestLoadBalancer(t *testing.T) {
 		if delay < 120 {
 			t.Errorf("deregistration delay %d s, want >= 120", delay)
 		}
+	}
+	// No security group on the NLB (one cannot be added later without
+	// replacing it), and the CDK flag that would add one by default is
+	// pinned off in cdk.json, so a CDK upgrade cannot change it.
+	for id, lb := range s.ofType("AWS::ElasticLoadBalancingV2::LoadBalancer") {
+		if sg, ok := lb["SecurityGroups"]; ok {
+			t.Errorf("%s has security groups %v", id, jsonOf(sg))
+		}
+	}
+	var cdkJSON struct {
+		Context map[string]any `json:"context"`
+	}
+	raw, err := os.ReadFile("../../cdk.json")
+	must(t, err)
+	must(t, json.Unmarshal(raw, &cdkJSON))
+	const flag = "@aws-cdk/aws-elasticloadbalancingv2:networkLoadBalancerWithSecurityGroupByDefault"
+	if v, ok := cdkJSON.Context[flag]; !ok || v != false {
+		t.Errorf("cdk.json: %s is %v, want false", flag, v)
 	}
 }
 
@@ -555,8 +575,18 @@ func TestFunctions(t *testing.T) {
 		if (f["FunctionName"] == "apitap-test-reconcile") != (hasReserved && reserved == float64(1)) {
 			t.Errorf("%s: reserved concurrency %v", f["FunctionName"], reserved)
 		}
+		if f["FunctionName"] == "apitap-test-teardown" && f["Timeout"] != float64(stack.TeardownTimeoutS) {
+			t.Errorf("teardown timeout %v", f["Timeout"])
+		}
 		if lc, _ := f["LoggingConfig"].(map[string]any); lc["LogGroup"] == nil {
 			t.Errorf("%s: no log group", id)
+		}
+	}
+	// The default reserves nothing: any reservation can fail a deploy in
+	// an account with a low concurrency quota.
+	for id, f := range synth(t, "scram").ofType("AWS::Lambda::Function") {
+		if r, ok := f["ReservedConcurrentExecutions"]; ok {
+			t.Errorf("default stack: %s reserves %v", id, r)
 		}
 	}
 	for _, lg := range s.ofType("AWS::Logs::LogGroup") {
@@ -647,6 +677,14 @@ func TestTeardownOrder(t *testing.T) {
 	}
 	if !strings.Contains(props, "TeardownFunction") {
 		t.Errorf("service token: %s", props)
+	}
+	// CloudFormation waits ServiceTimeout seconds for the answer (at most
+	// 15 minutes here), and the function answers before its own timeout,
+	// which ends before that.
+	timeout, _ := strconv.ParseFloat(fmt.Sprint(s.model.Resources[cr].Properties["ServiceTimeout"]), 64)
+	fnTimeout := s.ofType("AWS::Lambda::Function")[strings.TrimSuffix(strings.TrimPrefix(jsonOf(s.model.Resources[cr].Properties["ServiceToken"]), `{"Fn::GetAtt":["`), `","Arn"]}`)]["Timeout"]
+	if timeout == 0 || timeout > 900 || fnTimeout == nil || fnTimeout.(float64) >= timeout {
+		t.Errorf("teardown: ServiceTimeout %v, function timeout %v", s.model.Resources[cr].Properties["ServiceTimeout"], fnTimeout)
 	}
 	for id, r := range s.model.Resources {
 		isCreator := r.Type == "AWS::Lambda::Function" && !strings.HasPrefix(id, "TeardownFunction")
