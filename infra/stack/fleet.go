@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3assets"
 	"github.com/aws/jsii-runtime-go"
 )
@@ -30,6 +31,7 @@ const (
 )
 
 type fleet struct {
+	logs awslogs.LogGroup
 	key  awskms.Key
 	sg   awsec2.SecurityGroup
 	role awsiam.Role
@@ -88,7 +90,7 @@ func (s *Stack) fleet(net network, n notifications, unit string, assets Assets) 
 	role := awsiam.NewRole(st, jsii.String("SnifferRole"), &awsiam.RoleProps{
 		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("ec2.amazonaws.com"), nil),
 		Path:        jsii.String(s.Names.RolePath),
-		Description: jsii.String("apitap sniffer instances: read the sniffer binary, publish drop counts" + kafkaRoleNote(cfg)),
+		Description: jsii.String("apitap sniffer instances: read the sniffer binary, ship logs, publish drop counts, signal boots, Session Manager" + kafkaRoleNote(cfg)),
 	})
 	profile := awsiam.NewInstanceProfile(st, jsii.String("SnifferInstanceProfile"), &awsiam.InstanceProfileProps{
 		Role: role,
@@ -99,6 +101,28 @@ func (s *Stack) fleet(net network, n notifications, unit string, assets Assets) 
 		Sid:       jsii.String("ReadSnifferBinary"),
 		Actions:   jsii.Strings("s3:GetObject"),
 		Resources: jsii.Strings(*binary.Bucket().ArnForObjects(binary.S3ObjectKey())),
+	}))
+	// Logs: the CloudWatch agent writes the sniffer's log and the boot log
+	// into the stack's log group (it exists: the agent needs no right to
+	// create it).
+	logs := awslogs.NewLogGroup(st, jsii.String("SnifferLogs"), &awslogs.LogGroupProps{
+		LogGroupName:  jsii.String(s.Names.SnifferLogGroup),
+		Retention:     awslogs.RetentionDays(retentionDays[cfg.LogRetentionDays]),
+		RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
+	})
+	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("ShipSnifferLogs"),
+		Actions:   jsii.Strings("logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"),
+		Resources: jsii.Strings(*logs.LogGroupArn()),
+	}))
+	// Session Manager is the only way in: no SSH, no key pair. These are
+	// the actions its agent needs (docs/aws.md, "Sniffer access");
+	// they have no resource-level permissions.
+	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid: jsii.String("SessionManager"),
+		Actions: jsii.Strings("ssm:UpdateInstanceInformation", "ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
+			"ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"),
+		Resources: jsii.Strings("*"),
 	}))
 	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:        jsii.String("PublishSnifferDrops"),
@@ -149,7 +173,7 @@ func (s *Stack) fleet(net network, n notifications, unit string, assets Assets) 
 		SecurityGroup:            sg,
 		AssociatePublicIpAddress: jsii.Bool(false),
 		DetailedMonitoring:       jsii.Bool(true),
-		UserData:                 s.userData(binary, unit),
+		UserData:                 s.userData(binary, unit, s.Names.SnifferLogGroup),
 		BlockDevices: &[]*awsec2.BlockDevice{{
 			DeviceName: jsii.String("/dev/xvda"),
 			Volume: awsec2.BlockDeviceVolume_Ebs(jsii.Number(RootVolumeGiB), &awsec2.EbsDeviceOptions{
@@ -193,18 +217,29 @@ func (s *Stack) fleet(net network, n notifications, unit string, assets Assets) 
 		DefaultInstanceWarmup: awscdk.Duration_Minutes(jsii.Number(InstanceWarmupMins)),
 		Notifications:         &[]*awsautoscaling.NotificationConfiguration{{Topic: n.topic}},
 		GroupMetrics:          &[]awsautoscaling.GroupMetrics{awsautoscaling.GroupMetrics_All()},
-		// A new launch template version (a new sniffer, new settings) rolls
-		// through the fleet one instance at a time.
+		// The stack is created only when the minimum number of sniffers
+		// report ready, and a new launch template version (a new sniffer,
+		// new settings) rolls through the fleet one instance at a time,
+		// each new one replacing an old one only once it reports ready;
+		// a failure signal or a timeout rolls the update back. (With
+		// signals, the CDK lets the role signal this stack.)
+		Signals: awsautoscaling.Signals_WaitForMinCapacity(&awsautoscaling.SignalsOptions{
+			Timeout: awscdk.Duration_Minutes(jsii.Number(SignalTimeoutMins)),
+		}),
 		UpdatePolicy: awsautoscaling.UpdatePolicy_RollingUpdate(&awsautoscaling.RollingUpdateOptions{
 			MaxBatchSize:          jsii.Number(1),
 			MinInstancesInService: jsii.Number(float64(minInService)),
-			PauseTime:             awscdk.Duration_Minutes(jsii.Number(InstanceWarmupMins)),
+			MinSuccessPercentage:  jsii.Number(100),
+			WaitOnResourceSignals: jsii.Bool(true),
+			PauseTime:             awscdk.Duration_Minutes(jsii.Number(SignalTimeoutMins)),
 		}),
 	}
 	if cfg.DesiredCapacity != cfg.MinCapacity {
 		props.DesiredCapacity = jsii.Number(float64(cfg.DesiredCapacity))
 	}
 	asg := awsautoscaling.NewAutoScalingGroup(st, jsii.String("Sniffers"), props)
+	// The boot script signals this logical id.
+	asg.Node().DefaultChild().(awscdk.CfnElement).OverrideLogicalId(jsii.String(AutoScalingGroupID))
 
 	asg.ScaleOnCpuUtilization(jsii.String("CpuTarget"), &awsautoscaling.CpuUtilizationScalingProps{
 		TargetUtilizationPercent: jsii.Number(CPUTargetPercent),
@@ -229,7 +264,7 @@ func (s *Stack) fleet(net network, n notifications, unit string, assets Assets) 
 		EvaluationPeriods:       jsii.Number(ScaleInPeriods),
 		DatapointsToAlarm:       jsii.Number(ScaleInPeriods),
 	})
-	return fleet{key: key, sg: sg, role: role, lt: lt, asg: asg}
+	return fleet{logs: logs, key: key, sg: sg, role: role, lt: lt, asg: asg}
 }
 
 func kafkaRoleNote(c Config) string {

@@ -21,6 +21,7 @@ type Names struct {
 	RolePath          string
 	Functions         map[string]string // function key (instance-events, ...) -> function name
 	LogGroups         map[string]string // function key -> log group name
+	SnifferLogGroup   string
 	FailureQueue      string
 	Topic             string
 	LoadBalancer      string // at most 32 characters
@@ -48,6 +49,7 @@ func NamesFor(c Config) Names {
 		Functions:         map[string]string{},
 		LogGroups:         map[string]string{},
 		FailureQueue:      s + "-failed-events",
+		SnifferLogGroup:   "/apitap/" + s + "/sniffers",
 		Topic:             s + "-notifications",
 		LoadBalancer:      shortName(s, "mirror", 32),
 		TargetGroup:       shortName(s, "sniffers", 32),

@@ -407,14 +407,17 @@ func TestUserData(t *testing.T) {
 		s := synth(t, variant)
 		ud := userData(t, s)
 		for _, want := range []string{
-			"net.core.rmem_max=67108864", "sysctl --system",
-			"aws s3 cp 's3://", "install -m 0755 /tmp/apitap-sniffer /usr/local/bin/apitap-sniffer",
+			"net.core.rmem_max=67108864", "sysctl -q -p /etc/sysctl.d/90-apitap.conf",
+			"retry aws s3 cp --only-show-errors --region eu-west-1 's3://", "install -m 0755 /tmp/apitap-sniffer /usr/local/bin/apitap-sniffer",
 			"install -m 0600 /dev/null /etc/apitap/sniffer.env",
 			"SNIFFER_KAFKA=b-1.msk.example:9098,b-2.msk.example:9098", "SNIFFER_TOPIC=akto.api.logs",
 			"SNIFFER_KAFKA_TLS=true", "SNIFFER_ACCOUNT_ID=1000042", "SNIFFER_HEALTH_ADDR=:8081",
 			"SNIFFER_REDACT_HEADERS=authorization,cookie", "AWS_REGION=eu-west-1",
 			"ExecStart=/usr/local/bin/apitap-sniffer", // the repository's unit
-			"systemctl enable --now apitap-sniffer.service apitap-sniffer-metrics.timer",
+			"systemctl enable --now apitap-sniffer.service apitap-sniffer-metrics.timer apitap-logrotate.timer",
+			"StandardOutput=append:/var/log/apitap/sniffer.log", `"log_group_name": "/apitap/apitap-test/sniffers"`,
+			"retry dnf install -y -q amazon-cloudwatch-agent", "http://127.0.0.1:9090/readyz", "signal SUCCESS",
+			"region=eu-west-1 stack=apitap-test resource=SnifferGroup",
 			"--namespace apitap/sniffer --metric-name Drops",
 		} {
 			if !strings.Contains(ud, want) {
@@ -427,7 +430,8 @@ func TestUserData(t *testing.T) {
 				t.Errorf("MSK IAM user data:\n%s", ud)
 			}
 		case "scram":
-			if !strings.Contains(ud, "SNIFFER_KAFKA_SASL=SCRAM-SHA-512") || !strings.Contains(ud, "aws secretsmanager get-secret-value --region eu-west-1 --secret-id '"+secretARN+"'") {
+			if !strings.Contains(ud, "SNIFFER_KAFKA_SASL=SCRAM-SHA-512") || !strings.Contains(ud, "aws secretsmanager get-secret-value --region eu-west-1 --secret-id '"+secretARN+"'") ||
+				!strings.Contains(ud, "retry secret") {
 				t.Errorf("SCRAM user data:\n%s", ud)
 			}
 		}
@@ -480,8 +484,12 @@ func roleID(s *synthesized, prefix string) string {
 
 func TestInstanceRole(t *testing.T) {
 	for variant, want := range map[string][]string{
-		"full":  {"cloudwatch:PutMetricData", "kafka-cluster:Connect", "kafka-cluster:DescribeCluster", "kafka-cluster:DescribeTopic", "kafka-cluster:WriteData", "s3:GetObject"},
-		"scram": {"cloudwatch:PutMetricData", "kms:Decrypt", "s3:GetObject", "secretsmanager:GetSecretValue"},
+		"full": {"cloudformation:SignalResource", "cloudwatch:PutMetricData", "kafka-cluster:Connect", "kafka-cluster:DescribeCluster", "kafka-cluster:DescribeTopic", "kafka-cluster:WriteData",
+			"logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents", "s3:GetObject", "ssm:UpdateInstanceInformation",
+			"ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel", "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"},
+		"scram": {"cloudformation:SignalResource", "cloudwatch:PutMetricData", "kms:Decrypt", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents",
+			"s3:GetObject", "secretsmanager:GetSecretValue", "ssm:UpdateInstanceInformation",
+			"ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel", "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"},
 	} {
 		s := synth(t, variant)
 		var got []string
@@ -491,6 +499,15 @@ func TestInstanceRole(t *testing.T) {
 			case `"cloudwatch:PutMetricData"`:
 				if !strings.Contains(jsonOf(st["Condition"]), `"cloudwatch:namespace":"apitap/sniffer"`) {
 					t.Errorf("PutMetricData without namespace condition: %v", st)
+				}
+			case `"cloudformation:SignalResource"`:
+				// This stack only, by its id.
+				if jsonOf(st["Resource"]) != `{"Ref":"AWS::StackId"}` {
+					t.Errorf("SignalResource on %v", st["Resource"])
+				}
+			case `["logs:CreateLogStream","logs:DescribeLogStreams","logs:PutLogEvents"]`:
+				if r := jsonOf(st["Resource"]); !strings.Contains(r, "SnifferLogs") {
+					t.Errorf("log shipping on %s", r)
 				}
 			case `"s3:GetObject"`:
 				if strings.Contains(jsonOf(st["Resource"]), `/*"`) {
@@ -594,7 +611,8 @@ func TestFunctions(t *testing.T) {
 			t.Errorf("log group retention %v", lg["RetentionInDays"])
 		}
 	}
-	count(t, s, "AWS::Logs::LogGroup", 4)
+	count(t, s, "AWS::Logs::LogGroup", 5) // the four functions' and the sniffers'
+	has(t, s, "AWS::Logs::LogGroup", map[string]any{"LogGroupName": "/apitap/apitap-test/sniffers", "RetentionInDays": 90})
 	queue := s.logicalID("AWS::SQS::Queue")
 	count(t, s, "AWS::Lambda::EventInvokeConfig", 4)
 	has(t, s, "AWS::Lambda::EventInvokeConfig", map[string]any{

@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -75,48 +76,164 @@ func (c Config) SnifferEnvLines() []string {
 	return lines
 }
 
-// userData installs and starts the sniffer on first boot. Every value in
-// it was validated by Config.Validate (no quotes, newlines or '$'), and
-// every here-document is quoted, so nothing in it is expanded by the
-// shell.
-func (s *Stack) userData(binary awss3assets.Asset, unit string) awsec2.UserData {
+// Boot of a sniffer instance.
+const (
+	// SignalTimeoutMins is how long CloudFormation waits for a new
+	// sniffer's signal, in a stack create and in each step of a rolling
+	// update; BootReadyWaitS is how long the boot script waits for the
+	// sniffer to be ready (Kafka reachable) before it signals failure.
+	SignalTimeoutMins = 20
+	BootReadyWaitS    = 600
+	// BootTries is how often the boot script tries each download or
+	// install before it gives up: waits of 2, 4, ... 60 seconds between
+	// tries, about five minutes in all.
+	BootTries = 8
+	// AutoScalingGroupID is the logical id of the fleet's Auto Scaling
+	// group, which the boot script signals.
+	AutoScalingGroupID = "SnifferGroup"
+	LogDir             = "/var/log/apitap"
+	SnifferLog         = LogDir + "/sniffer.log"
+	AgentConfig        = "/opt/aws/amazon-cloudwatch-agent/etc/apitap.json"
+)
+
+// userData installs and starts the sniffer on first boot, ships its logs
+// to the stack's log group, and signals CloudFormation once the sniffer
+// is ready, or that the boot failed. Every value in it was validated by
+// Config.Validate (no quotes, newlines or '$'), and every here-document is
+// quoted, so nothing in it is expanded by the shell.
+func (s *Stack) userData(binary awss3assets.Asset, unit, logGroup string) awsec2.UserData {
 	cfg := s.Config
 	ud := awsec2.UserData_ForLinux(&awsec2.LinuxUserDataOptions{Shebang: jsii.String("#!/bin/bash")})
-	ud.AddCommands(jsii.String("set -euo pipefail"),
-		jsii.String("# apitap sniffer, stack "+cfg.StackName))
+	add := func(lines ...string) {
+		for _, l := range lines {
+			ud.AddCommands(jsii.String(l))
+		}
+	}
+	add("set -euo pipefail", "umask 022", "# apitap sniffer, stack "+cfg.StackName)
+	add(fmt.Sprintf("region=%s stack=%s resource=%s", cfg.Region, cfg.StackName, AutoScalingGroupID))
+	add(bootFunctions)
+	add(`instance=$(retry imds instance-id)`,
+		`trap 'rc=$?; if [ -z "$signalled" ]; then echo "apitap: boot failed (exit $rc), see the boot log" >&2; signal FAILURE; fi' EXIT`)
 
 	var sysctl strings.Builder
 	for _, kv := range Sysctls {
 		fmt.Fprintf(&sysctl, "%s=%s\n", kv[0], kv[1])
 	}
-	ud.AddCommands(jsii.String(heredoc(SysctlFile, "0644", sysctl.String())), jsii.String("sysctl --system >/dev/null"))
+	add(heredoc(SysctlFile, "0644", sysctl.String()), "sysctl -q -p "+SysctlFile)
 
 	local := "/tmp/apitap-sniffer"
-	ud.AddS3DownloadCommand(&awsec2.S3DownloadOptions{
-		Bucket:    binary.Bucket(),
-		BucketKey: binary.S3ObjectKey(),
-		LocalFile: jsii.String(local),
-		Region:    jsii.String(cfg.Region),
-	})
-	ud.AddCommands(jsii.String(fmt.Sprintf("install -m 0755 %s %s && rm -f %s", local, SnifferPath, local)))
+	add(fmt.Sprintf("retry aws s3 cp --only-show-errors --region %s 's3://%s/%s' %s", cfg.Region, *binary.S3BucketName(), *binary.S3ObjectKey(), local),
+		fmt.Sprintf("install -m 0755 %s %s && rm -f %s", local, SnifferPath, local))
 
-	ud.AddCommands(jsii.String("install -d -m 0755 /etc/apitap"),
-		jsii.String(heredoc(SnifferEnvFile, "0600", strings.Join(cfg.SnifferEnvLines(), "\n")+"\n")))
+	add("install -d -m 0755 /etc/apitap", heredoc(SnifferEnvFile, "0600", strings.Join(cfg.SnifferEnvLines(), "\n")+"\n"))
 	if cfg.KafkaAuth == KafkaAuthSCRAMSHA256 || cfg.KafkaAuth == KafkaAuthSCRAMSHA512 {
 		// The password never enters the template: it is read at boot and
 		// appended to the root-only environment file.
-		ud.AddCommands(jsii.String(fmt.Sprintf(
-			`aws secretsmanager get-secret-value --region %s --secret-id '%s' --query SecretString --output text | python3 -c %s >>%s`,
-			cfg.Region, cfg.KafkaSecretARN, shellQuote(SecretToEnv), SnifferEnvFile)))
+		add(fmt.Sprintf(`secret() { (umask 077; aws secretsmanager get-secret-value --region %s --secret-id '%s' --query SecretString --output text | python3 -c %s >%s.secret); }`,
+			cfg.Region, cfg.KafkaSecretARN, shellQuote(SecretToEnv), SnifferEnvFile),
+			"retry secret",
+			fmt.Sprintf("cat %[1]s.secret >>%[1]s && rm -f %[1]s.secret", SnifferEnvFile))
 	}
 
-	ud.AddCommands(jsii.String(heredoc(UnitPath, "0644", unit)))
-	ud.AddCommands(jsii.String(heredoc(MetricsScript, "0755", s.metricsScript())),
-		jsii.String(heredoc("/etc/systemd/system/apitap-sniffer-metrics.service", "0644", metricsService)),
-		jsii.String(heredoc("/etc/systemd/system/apitap-sniffer-metrics.timer", "0644", metricsTimer)))
-	ud.AddCommands(jsii.String("systemctl daemon-reload"),
-		jsii.String("systemctl enable --now apitap-sniffer.service apitap-sniffer-metrics.timer"))
+	add(heredoc(UnitPath, "0644", unit))
+	// The sniffer's output goes to a file the CloudWatch agent ships
+	// (the agent reads files, not the journal); logrotate keeps it small.
+	add("install -d -m 0755 "+LogDir+" "+UnitPath+".d",
+		heredoc(UnitPath+".d/logs.conf", "0644", "[Service]\nStandardOutput=append:"+SnifferLog+"\nStandardError=append:"+SnifferLog+"\n"),
+		heredoc("/etc/logrotate.d/apitap-sniffer", "0644", logrotateConfig),
+		heredoc("/etc/systemd/system/apitap-logrotate.service", "0644", logrotateService),
+		heredoc("/etc/systemd/system/apitap-logrotate.timer", "0644", logrotateTimer),
+		"command -v logrotate >/dev/null || retry dnf install -y -q logrotate",
+		"retry dnf install -y -q amazon-cloudwatch-agent",
+		heredoc(AgentConfig, "0644", agentConfig(logGroup)),
+		"retry /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c file:"+AgentConfig+" >/dev/null")
+
+	add(heredoc(MetricsScript, "0755", s.metricsScript()),
+		heredoc("/etc/systemd/system/apitap-sniffer-metrics.service", "0644", metricsService),
+		heredoc("/etc/systemd/system/apitap-sniffer-metrics.timer", "0644", metricsTimer))
+	add("systemctl daemon-reload",
+		"systemctl enable --now apitap-sniffer.service apitap-sniffer-metrics.timer apitap-logrotate.timer")
+
+	// The health gate: a new sniffer counts only once it is ready (its
+	// Kafka producer connected). A rolling update replaces the next
+	// sniffer only after this one signals success; a failure, or no
+	// signal within SignalTimeoutMins, rolls the update back.
+	add(fmt.Sprintf(`for _ in $(seq %d); do
+	if curl -fsS -m 5 -o /dev/null http://127.0.0.1:%d/readyz; then signal SUCCESS; exit 0; fi
+	sleep 5
+done
+echo "apitap: the sniffer is not ready after %d s: $(curl -sS -m 5 http://127.0.0.1:%d/readyz 2>&1 || true)" >&2
+exit 1`, BootReadyWaitS/5, AdminPort, BootReadyWaitS, AdminPort))
 	return ud
+}
+
+// bootFunctions are the boot script's helpers. signal tells
+// CloudFormation how the boot went; outside a stack create or update no
+// signal is awaited and the call fails, which does not matter.
+var bootFunctions = fmt.Sprintf(`signalled=
+retry() {
+	local try=1 wait=2
+	until "$@"; do
+		if [ "$try" -ge %d ]; then echo "apitap: giving up after $try tries: $*" >&2; return 1; fi
+		echo "apitap: try $try failed, again in ${wait}s: $*" >&2
+		sleep "$wait"
+		try=$((try + 1)) wait=$((wait * 2 > 60 ? 60 : wait * 2))
+	done
+}
+imds() {
+	local token
+	token=$(curl -fsS -m 5 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' http://169.254.169.254/latest/api/token) &&
+		curl -fsS -m 5 -H "X-aws-ec2-metadata-token: $token" "http://169.254.169.254/latest/meta-data/$1"
+}
+signal() {
+	signalled=1
+	echo "apitap: signalling $1 to $stack/$resource for $instance" >&2
+	aws cloudformation signal-resource --region "$region" --stack-name "$stack" --logical-resource-id "$resource" 		--unique-id "$instance" --status "$1" || echo "apitap: no signal sent (none awaited outside a stack update)" >&2
+}`, BootTries)
+
+const logrotateConfig = SnifferLog + ` {
+	maxsize 100M
+	rotate 3
+	compress
+	missingok
+	notifempty
+	copytruncate
+}
+`
+
+const logrotateService = `[Unit]
+Description=apitap: rotate the sniffer's log
+
+[Service]
+Type=oneshot
+ExecStart=/usr/sbin/logrotate /etc/logrotate.d/apitap-sniffer
+`
+
+const logrotateTimer = `[Unit]
+Description=apitap: rotate the sniffer's log every 10 minutes when it is large
+
+[Timer]
+OnBootSec=10min
+OnUnitActiveSec=10min
+
+[Install]
+WantedBy=timers.target
+`
+
+// agentConfig is the CloudWatch agent's configuration: the sniffer's log
+// and the boot log, one stream each per instance.
+func agentConfig(logGroup string) string {
+	file := func(path, stream string) map[string]any {
+		return map[string]any{"file_path": path, "log_group_name": logGroup, "log_stream_name": "{instance_id}/" + stream, "timezone": "UTC"}
+	}
+	cfg := map[string]any{
+		"agent": map[string]any{"run_as_user": "root"},
+		"logs": map[string]any{"logs_collected": map[string]any{"files": map[string]any{"collect_list": []any{
+			file(SnifferLog, "sniffer"), file("/var/log/cloud-init-output.log", "boot"),
+		}}}},
+	}
+	b, _ := json.MarshalIndent(cfg, "", "  ")
+	return string(b) + "\n"
 }
 
 // SecretToEnv is the Python program the user data runs at boot: it turns the Secrets Manager secret {"username","password"}
