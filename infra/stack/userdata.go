@@ -3,6 +3,7 @@ package stack
 import (
 	"encoding/json"
 	"fmt"
+	"path"
 	"sort"
 	"strings"
 
@@ -145,6 +146,7 @@ func (s *Stack) userData(binary awss3assets.Asset, unit, logGroup string) awsec2
 		heredoc("/etc/systemd/system/apitap-logrotate.timer", "0644", logrotateTimer),
 		"command -v logrotate >/dev/null || retry dnf install -y -q logrotate",
 		"retry dnf install -y -q amazon-cloudwatch-agent",
+		"install -d -m 0755 "+path.Dir(AgentConfig),
 		heredoc(AgentConfig, "0644", agentConfig(logGroup)),
 		"retry /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c file:"+AgentConfig+" >/dev/null")
 
