@@ -33,6 +33,21 @@ func render(t *testing.T, s *synthesized, v any) any {
 				case "Fn::GetAtt":
 					a := arg.([]any)
 					return getAtt(t, s, a[0].(string), a[1].(string))
+				case "Fn::Select":
+					a := arg.([]any)
+					list := render(t, s, a[1]).([]any)
+					i := int(a[0].(float64))
+					if i >= len(list) {
+						t.Fatalf("render: Fn::Select %d of %v", i, list)
+					}
+					return list[i]
+				case "Fn::Split":
+					a := arg.([]any)
+					var out []any
+					for _, p := range strings.Split(fmt.Sprint(render(t, s, a[1])), a[0].(string)) {
+						out = append(out, p)
+					}
+					return out
 				case "Fn::Join":
 					a := arg.([]any)
 					var parts []string
@@ -81,11 +96,17 @@ func refValue(t *testing.T, s *synthesized, id string) string {
 	switch r.Type {
 	case "AWS::SNS::Topic":
 		return fmt.Sprintf("arn:aws:sns:%s:%s:%v", region, account, r.Properties["TopicName"])
-	case "AWS::Lambda::Function", "AWS::CloudWatch::Alarm", "AWS::AutoScaling::AutoScalingGroup",
-		"AWS::ElasticLoadBalancingV2::TargetGroup", "AWS::Logs::LogGroup", "AWS::SQS::Queue":
+	case "AWS::Lambda::Function", "AWS::CloudWatch::Alarm", "AWS::AutoScaling::AutoScalingGroup", "AWS::Logs::LogGroup":
 		if n := nameOf(r.Properties); n != "" {
 			return n
 		}
+	case "AWS::SQS::Queue":
+		return fmt.Sprintf("https://sqs.%s.amazonaws.com/%s/%v", region, account, r.Properties["QueueName"])
+	case "AWS::ElasticLoadBalancingV2::TargetGroup":
+		return fmt.Sprintf("arn:aws:elasticloadbalancing:%s:%s:targetgroup/%v/0123456789abcdef", region, account, r.Properties["Name"])
+	case "AWS::ElasticLoadBalancingV2::Listener":
+		lb := s.model.Resources[references(r.Properties["LoadBalancerArn"])[0]]
+		return fmt.Sprintf("arn:aws:elasticloadbalancing:%s:%s:listener/net/%v/0123456789abcdef/fedcba9876543210", region, account, lb.Properties["Name"])
 	case "AWS::ElasticLoadBalancingV2::LoadBalancer":
 		return fmt.Sprintf("arn:aws:elasticloadbalancing:%s:%s:loadbalancer/net/%v/0123456789abcdef", region, account, r.Properties["Name"])
 	}
@@ -93,7 +114,7 @@ func refValue(t *testing.T, s *synthesized, id string) string {
 }
 
 func nameOf(props map[string]any) string {
-	for _, k := range []string{"FunctionName", "AlarmName", "AutoScalingGroupName", "Name", "LogGroupName", "QueueName"} {
+	for _, k := range []string{"FunctionName", "AlarmName", "AutoScalingGroupName", "LogGroupName"} {
 		if n, ok := props[k].(string); ok {
 			return n
 		}

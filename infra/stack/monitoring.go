@@ -54,8 +54,8 @@ func (s *Stack) monitoring(f fleet, m mirror, fns functions, n notifications) {
 	healthy := m.tg.Metrics().HealthyHostCount(&awscloudwatch.MetricOptions{Period: minute, Statistic: jsii.String("Minimum")})
 	drops := awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
 		Namespace:     jsii.String(s.Names.MetricsNamespace),
-		MetricName:    jsii.String("Drops"),
-		DimensionsMap: &map[string]*string{"Stack": jsii.String(cfg.StackName)},
+		MetricName:    jsii.String(contract.SnifferMetricDrops),
+		DimensionsMap: &map[string]*string{contract.DimStack: jsii.String(cfg.StackName)},
 		Statistic:     jsii.String("Sum"),
 		Period:        five,
 	})
@@ -80,7 +80,8 @@ func (s *Stack) monitoring(f fleet, m mirror, fns functions, n notifications) {
 		invocations = append(invocations, fn.MetricInvocations(&awscloudwatch.MetricOptions{Period: five, Label: jsii.String(spec.Key)}))
 		durations = append(durations, fn.MetricDuration(&awscloudwatch.MetricOptions{Period: five, Statistic: jsii.String("Maximum"), Label: jsii.String(spec.Key)}))
 	}
-	for _, name := range []string{"Desired", "Actual", "Created", "Deleted", "Conflicts", "Unsupported", "Errors"} {
+	for _, name := range []string{contract.MetricDesired, contract.MetricActual, contract.MetricCreated, contract.MetricDeleted,
+		contract.MetricConflicts, contract.MetricUnsupported, contract.MetricErrors, contract.MetricRefused, contract.MetricUndocumentedErrors} {
 		emf = append(emf, awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
 			Namespace:  jsii.String(s.Names.FunctionNamespace),
 			MetricName: jsii.String(name),

@@ -275,9 +275,9 @@ last=$(cat "$state" 2>/dev/null || echo "$now")
 echo "$now" >"$state"
 delta=$((now - last))
 if [ "$delta" -lt 0 ]; then delta=$now; fi # the sniffer restarted
-aws cloudwatch put-metric-data --region %[4]s --namespace %[1]s --metric-name Drops --unit Count \
-	--value "$delta" --dimensions Stack=%[5]s
-`, s.Names.MetricsNamespace, AdminPort, strings.Join(DropMetrics, "|"), s.Config.Region, s.Config.StackName)
+aws cloudwatch put-metric-data --region %[4]s --namespace %[1]s --metric-name %[6]s --unit Count \
+	--value "$delta" --dimensions %[7]s=%[5]s
+`, s.Names.MetricsNamespace, AdminPort, strings.Join(DropMetrics, "|"), s.Config.Region, s.Config.StackName, contract.SnifferMetricDrops, contract.DimStack)
 }
 
 const metricsService = `[Unit]

@@ -54,6 +54,28 @@ const (
 	DimStack          = "Stack"    // the stack's name
 )
 
+// Metric names of the functions' EMF lines, one line per invocation with
+// the dimensions DimFunction and DimStack. The dashboard and alarms name
+// these constants, and a test compares them with real invocations' lines.
+const (
+	MetricDesired            = "Desired"
+	MetricActual             = "Actual"
+	MetricCreated            = "Created"
+	MetricDeleted            = "Deleted"
+	MetricConflicts          = "Conflicts"
+	MetricUnsupported        = "Unsupported"
+	MetricErrors             = "Errors"
+	MetricRefused            = "Refused"
+	MetricUndocumentedErrors = "UndocumentedErrors"
+	MetricAPICalls           = "APICalls"
+	MetricDuration           = "Duration"
+)
+
+// SnifferMetricDrops is the sniffers' metric of lost records and packets
+// (namespace SnifferNamespace, dimension DimStack), published by the
+// fleet's metrics timer.
+const SnifferMetricDrops = "Drops"
+
 // Function keys: each is a folder under functions/ and the value of the
 // DimFunction dimension.
 const (

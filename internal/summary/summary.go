@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"sort"
 	"time"
+
+	"github.com/apitap/apitap/internal/contract"
 )
 
 // MaxDetails is how many Details a summary keeps and logs; the rest are
@@ -146,17 +148,17 @@ type metric struct {
 
 func (s *Summary) metrics() []metric {
 	return []metric{
-		{"Desired", "Count", float64(s.Desired)},
-		{"Actual", "Count", float64(s.Actual)},
-		{"Created", "Count", float64(s.Created)},
-		{"Deleted", "Count", float64(s.Deleted)},
-		{"Conflicts", "Count", float64(s.Conflicts)},
-		{"Unsupported", "Count", float64(s.Unsupported)},
-		{"Errors", "Count", float64(s.Errors)},
-		{"Refused", "Count", float64(s.Refused)},
-		{"UndocumentedErrors", "Count", float64(s.UndocumentedErrors)},
-		{"APICalls", "Count", float64(s.APICalls)},
-		{"Duration", "Milliseconds", milliseconds(s.Duration)},
+		{contract.MetricDesired, "Count", float64(s.Desired)},
+		{contract.MetricActual, "Count", float64(s.Actual)},
+		{contract.MetricCreated, "Count", float64(s.Created)},
+		{contract.MetricDeleted, "Count", float64(s.Deleted)},
+		{contract.MetricConflicts, "Count", float64(s.Conflicts)},
+		{contract.MetricUnsupported, "Count", float64(s.Unsupported)},
+		{contract.MetricErrors, "Count", float64(s.Errors)},
+		{contract.MetricRefused, "Count", float64(s.Refused)},
+		{contract.MetricUndocumentedErrors, "Count", float64(s.UndocumentedErrors)},
+		{contract.MetricAPICalls, "Count", float64(s.APICalls)},
+		{contract.MetricDuration, "Milliseconds", milliseconds(s.Duration)},
 	}
 }
 
