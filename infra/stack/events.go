@@ -19,6 +19,7 @@ var Rules = []Rule{
 	{"Ec2StateRule", "ec2-state", "instance-events", "EC2 instance state changes"},
 	{"AutoScalingRule", "autoscaling", "instance-events", "Auto Scaling launches and terminations"},
 	{"TargetRegistrationRule", "targets", "instance-events", "ELBv2 and Classic ELB target (de)registrations (CloudTrail)"},
+	{"EcsTaskRule", "ecs-tasks", "instance-events", "ECS tasks starting and stopping (ip targets; no trail needed)"},
 	{"StackStatusRule", "stack", "stack-events", "status changes of this CloudFormation stack"},
 	{"ReconcileSchedule", "reconcile", "reconcile", "scheduled full reconcile"},
 }
@@ -30,6 +31,9 @@ var (
 		"EC2 Instance Launch Successful", "EC2 Instance Terminate Successful",
 		"EC2 Instance Launch Unsuccessful", "EC2 Instance Terminate Unsuccessful",
 	}
+	// ECSTaskStatuses are the task states that change what is mirrored:
+	// a task's ENI exists from RUNNING and goes after STOPPED.
+	ECSTaskStatuses   = []string{"RUNNING", "STOPPED"}
 	RegistrationCalls = []string{
 		"RegisterTargets", "DeregisterTargets", // ELBv2
 		"RegisterInstancesWithLoadBalancer", "DeregisterInstancesFromLoadBalancer", // Classic
@@ -57,6 +61,18 @@ func (s *Stack) events(fns functions, m mirror, n notifications) {
 				"eventSource": []string{"elasticloadbalancing.amazonaws.com"},
 				"eventName":   RegistrationCalls,
 			},
+		},
+		// ECS publishes task state changes without a trail, so ip targets
+		// (Fargate and other awsvpc tasks) are mirrored within seconds,
+		// not at the next reconcile. The pattern filters on top-level
+		// fields only: whether a pattern can match fields of objects
+		// inside an array (the task's attachments) is not documented, so
+		// the handler keeps the tasks whose ENI is in the stack's VPC
+		// (docs/aws.md, "EventBridge events").
+		"EcsTaskRule": {
+			Source:     jsii.Strings("aws.ecs"),
+			DetailType: jsii.Strings("ECS Task State Change"),
+			Detail:     &map[string]any{"lastStatus": ECSTaskStatuses},
 		},
 		// This stack only: its id, not its name, so a deleted and
 		// recreated stack of the same name is another stack.

@@ -664,7 +664,10 @@ func TestFunctionRoles(t *testing.T) {
 
 func TestEventRules(t *testing.T) {
 	s := synth(t, "full")
-	count(t, s, "AWS::Events::Rule", 5)
+	count(t, s, "AWS::Events::Rule", 6)
+	has(t, s, "AWS::Events::Rule", map[string]any{"Name": "apitap-test-ecs-tasks", "EventPattern": map[string]any{
+		"source": []any{"aws.ecs"}, "detail-type": []any{"ECS Task State Change"}, "detail": map[string]any{"lastStatus": []any{"RUNNING", "STOPPED"}}},
+		"Targets": assertions.Match_ArrayWith(&[]any{assertions.Match_ObjectLike(&map[string]any{"Arn": map[string]any{"Fn::GetAtt": assertions.Match_ArrayWith(&[]any{assertions.Match_StringLikeRegexp(jsii.String("^InstanceEvents"))})}})})})
 	has(t, s, "AWS::Events::Rule", map[string]any{"Name": "apitap-test-ec2-state", "EventPattern": map[string]any{
 		"source": []any{"aws.ec2"}, "detail-type": []any{"EC2 Instance State-change Notification"}}})
 	has(t, s, "AWS::Events::Rule", map[string]any{"Name": "apitap-test-autoscaling", "EventPattern": map[string]any{
