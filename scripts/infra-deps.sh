@@ -9,7 +9,8 @@
 #     not write, which tests/moto runs the function binaries against.
 #
 # Safe to run again: each part is skipped when the pinned versions are
-# already installed; runs at the same time wait for each other (flock).
+# already installed; runs at the same time wait for each other (flock),
+# and the Python tools are installed aside and renamed into place.
 # Needs node >= 18 with npm, and python3 >= 3.9 with venv.
 #
 # Prints two lines that the tests read:
@@ -59,14 +60,30 @@ py="$cache/py"
 stamp="cfn-lint==$CFN_LINT_VERSION checkov==$CHECKOV_VERSION moto[server]==$MOTO_VERSION $(python3 -c 'import sys; print(sys.version.split()[0])')"
 if [[ ! -f "$py/.complete" || "$(cat "$py/.complete")" != "$stamp" ]]; then
 	echo "infra-deps: installing cfn-lint $CFN_LINT_VERSION, checkov $CHECKOV_VERSION and moto $MOTO_VERSION into $py" >&2
-	rm -rf "$py"
-	python3 -m venv "$py"
-	"$py/bin/pip" install -q --disable-pip-version-check \
+	# Built aside and renamed into place when complete: an interrupted
+	# install never leaves a half-filled $py behind, and $py is never
+	# removed while it is being filled.
+	tmp="$py.new.$$"
+	rm -rf "$tmp"
+	trap 'rm -rf "$tmp"' EXIT
+	python3 -m venv "$tmp"
+	"$tmp/bin/pip" install -q --disable-pip-version-check \
 		"cfn-lint==$CFN_LINT_VERSION" "checkov==$CHECKOV_VERSION" "moto[server]==$MOTO_VERSION" >&2
+	"$tmp/bin/cfn-lint" --version >/dev/null
+	"$tmp/bin/checkov" --version >/dev/null
+	"$tmp/bin/moto_server" --help >/dev/null
+	echo "$stamp" >"$tmp/.complete"
+	# A venv's scripts name their interpreter by absolute path: point them
+	# at the final place before the rename.
+	grep -rlI -F "$tmp" "$tmp/bin" "$tmp/pyvenv.cfg" | xargs -r sed -i "s|$tmp|$py|g"
+	if [[ -e "$py" ]]; then
+		mv "$py" "$py.old.$$"
+	fi
+	mv "$tmp" "$py"
+	rm -rf "$py.old.$$"
+	trap - EXIT
 	"$py/bin/cfn-lint" --version >/dev/null
-	"$py/bin/checkov" --version >/dev/null
 	"$py/bin/moto_server" --help >/dev/null
-	echo "$stamp" >"$py/.complete"
 fi
 
 echo "APITAP_CDK=$cdk"
