@@ -636,8 +636,8 @@ const scramIterations = 8192
 
 // scramCredential is the storage tool's --add-scram value for a
 // SCRAM-SHA-512 user. It gives the salted password (RFC 5802's Hi) rather
-// than the password: the tool's parser cuts a password at a double quote or
-// a comma, and passwords with those are what a test wants.
+// than the password, so that no password reaches the tool's parser of
+// comma-separated key=value lists: tests want passwords with odd characters.
 func scramCredential(user, password string) (string, error) {
 	if strings.ContainsAny(user, `",=[]`) {
 		return "", fmt.Errorf("SCRAM user name %q: no quotes, commas, '=' or brackets", user)
