@@ -4,7 +4,8 @@
 # commands exist and skips Maven when the Kafka jars are already cached.
 #
 #   APITAP_CACHE   cache root (default $HOME/.cache/apitap); the broker jars
-#                  go to $APITAP_CACHE/kafka-<version>/libs
+#                  go to $APITAP_CACHE/kafka-<version>/libs, a newer
+#                  librdkafka for kcat to $APITAP_CACHE/librdkafka-<version>
 #
 # Prints the libs directory on its last line.
 set -euo pipefail
@@ -45,6 +46,26 @@ if ((${#missing[@]} > 0)); then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -q >&2
 	apt-get install -y -q --no-install-recommends "${uniq[@]}" >&2
+fi
+
+# Debian bookworm's librdkafka (2.0.2) fails SASL/SCRAM against Kafka 4
+# brokers (fixed in librdkafka 2.6.1), so kcat's SASL_SSL calls in
+# tests/kafkatest load the librdkafka that PyPI's confluent-kafka wheel
+# ships, self-contained, instead (LD_LIBRARY_PATH).
+rdkafka_version=2.16.1
+rdkafka_dir="${APITAP_CACHE:-$HOME/.cache/apitap}/librdkafka-$rdkafka_version"
+if [[ ! -f "$rdkafka_dir/librdkafka.so.1" ]]; then
+	echo "test-deps: fetching librdkafka from confluent-kafka $rdkafka_version (PyPI) into $rdkafka_dir" >&2
+	mkdir -p "$(dirname "$rdkafka_dir")"
+	wheel="$(mktemp -d "$(dirname "$rdkafka_dir")/.librdkafka.XXXXXX")"
+	python3 -m pip download -q --no-deps --only-binary=:all: --platform "manylinux_2_28_$(uname -m)" \
+		--python-version 3.11 "confluent-kafka==$rdkafka_version" -d "$wheel" >&2
+	python3 -m zipfile -e "$wheel"/confluent_kafka-*.whl "$wheel/x"
+	mkdir -p "$wheel/lib"
+	cp "$wheel"/x/confluent_kafka.libs/librdkafka-*.so.1 "$wheel/lib/librdkafka.so.1"
+	rm -rf "$rdkafka_dir"
+	mv "$wheel/lib" "$rdkafka_dir"
+	rm -rf "$wheel"
 fi
 
 kafka_version="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$pom")"

@@ -15,6 +15,8 @@ package kafkasink
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -230,10 +232,11 @@ func (s *Sink) Publish(key, value []byte) bool {
 
 // Ready reports nil when the last write, or the last probe when no write
 // completed recently, reached a broker, and the queue is less than 90% full
-// (in messages and in bytes). Otherwise it says which: "kafka: broker
-// unreachable: ...", "kafka: writing to topic akto.api.logs: ..." (the broker
-// answered with an error), "kafka: queue 95% full", "kafka: sink closed",
-// joined when several hold.
+// (in messages and in bytes). Otherwise it says which: "kafka: SASL
+// authentication failed: ...", "kafka: broker's TLS certificate not
+// trusted: ...", "kafka: broker unreachable: ...", "kafka: writing to topic
+// akto.api.logs: ..." (the broker answered with an error), "kafka: queue 95%
+// full", "kafka: sink closed", joined when several hold.
 //
 // Safe to call concurrently.
 func (s *Sink) Ready() error {
@@ -242,8 +245,8 @@ func (s *Sink) Ready() error {
 	health := s.health
 	s.healthMu.Unlock()
 	if health != nil {
-		if unreachable(health) {
-			errs = append(errs, fmt.Errorf("kafka: broker unreachable: %w", health))
+		if what := trouble(health); what != "" {
+			errs = append(errs, fmt.Errorf("kafka: %s: %w", what, health))
 		} else {
 			errs = append(errs, health)
 		}
@@ -529,11 +532,36 @@ func (s *Sink) noteResult(err error, n int) {
 	case err == nil && prev != nil:
 		s.log.Info("kafka broker reachable again")
 	case err != nil && n == 0 && s.probeLog.allow():
-		s.log.Warn("kafka broker unreachable", "error", err)
+		what := trouble(err)
+		if what == "" {
+			what = "broker unreachable"
+		}
+		s.log.Warn("kafka "+what, "error", err)
 	case err != nil && n > 0 && s.writeLog.allow():
 		s.log.Warn("kafka write failed", "messages", n, "error", err,
 			"failed", s.stats.Failed.Load(), "dropped_queue_full", s.stats.DroppedQueueFull.Load())
 	}
+}
+
+// trouble names what err says about the way to the brokers, for Ready and
+// the logs: "SASL authentication failed" and "broker's TLS certificate not
+// trusted" are settings to fix, unlike "broker unreachable". It is "" for a
+// broker answering with another error.
+func trouble(err error) string {
+	var verify *tls.CertificateVerificationError
+	var unknownCA x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	switch {
+	// Before unreachable: kafka-go's errors are net.Errors too.
+	case errors.Is(err, kafka.SASLAuthenticationFailed):
+		return "SASL authentication failed"
+	case errors.As(err, &verify), errors.As(err, &unknownCA), errors.As(err, &hostname), errors.As(err, &invalid):
+		return "broker's TLS certificate not trusted"
+	case unreachable(err):
+		return "broker unreachable"
+	}
+	return ""
 }
 
 // unreachable reports whether err means no broker could be talked to, as

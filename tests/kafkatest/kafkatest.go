@@ -12,7 +12,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/pbkdf2"
 	"crypto/rand"
+	"crypto/sha512"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -55,12 +57,38 @@ type Config struct {
 	StartTimeout time.Duration
 	// ExtraProperties are appended to server.properties.
 	ExtraProperties map[string]string
+	// SASLSSL, when set, adds a SASL_SSL listener. Default none.
+	SASLSSL *SASLSSL
+	// RdkafkaDir holds the librdkafka.so.1 that kcat loads to talk SASL
+	// (see scripts/test-deps.sh: Debian's fails SCRAM against Kafka 4).
+	// Default: $APITAP_LIBRDKAFKA, else the newest
+	// ${APITAP_CACHE:-$HOME/.cache/apitap}/librdkafka-<version>.
+	RdkafkaDir string
+}
+
+// SASLSSL is a listener with TLS and SASL/SCRAM-SHA-512, as production
+// brokers serve clients (Amazon MSK's port 9096). The PLAINTEXT listener
+// stays: the controller, inter-broker traffic and the readiness checks of
+// this package use it.
+type SASLSSL struct {
+	// Addr is the listener's host:port. Required.
+	Addr string
+	// CertFile is the broker's PEM certificate (and chain), KeyFile its
+	// unencrypted PKCS#8 PEM key (see CA.Issue). Required.
+	CertFile, KeyFile string
+	// Users are the SCRAM-SHA-512 users and their passwords, created when
+	// the storage is formatted. At least one: the first by name checks the
+	// listener at start.
+	Users map[string]string
 }
 
 // Broker is a running broker.
 type Broker struct {
 	// Addr is the bootstrap address of the PLAINTEXT listener.
 	Addr string
+	// SASLSSLAddr is the bootstrap address of the SASL_SSL listener, empty
+	// without one.
+	SASLSSLAddr string
 	// LogPath is the file that receives the broker's stdout and stderr.
 	LogPath string
 
@@ -136,6 +164,19 @@ func start(tb testing.TB, cfg Config) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s := cfg.SASLSSL; s != nil {
+		if s.Addr == "" || s.CertFile == "" || s.KeyFile == "" || len(s.Users) == 0 {
+			return nil, errors.New("SASLSSL needs Addr, CertFile, KeyFile and at least one user")
+		}
+		if cfg.RdkafkaDir == "" {
+			if cfg.RdkafkaDir, err = defaultRdkafkaDir(); err != nil {
+				return nil, err
+			}
+		}
+		if _, err := os.Stat(filepath.Join(cfg.RdkafkaDir, "librdkafka.so.1")); err != nil {
+			return nil, fmt.Errorf("librdkafka for kcat over SASL not found (%v): run scripts/test-deps.sh first", err)
+		}
+	}
 	b := &Broker{
 		Addr:    cfg.Addr,
 		LogPath: filepath.Join(dir, "broker.log"),
@@ -179,6 +220,29 @@ func start(tb testing.TB, cfg Config) (*Broker, error) {
 		"log.flush.interval.ms":                            "1000",
 		"message.max.bytes":                                "10485760",
 	}
+	var formatArgs []string
+	if s := cfg.SASLSSL; s != nil {
+		b.SASLSSLAddr = s.Addr
+		// Kafka's PEM key store is one file: the key, then the chain.
+		keystore := filepath.Join(dir, "keystore.pem")
+		if err := concatFiles(keystore, s.KeyFile, s.CertFile); err != nil {
+			return nil, err
+		}
+		props["listeners"] = "PLAINTEXT://" + cfg.Addr + ",SASL_SSL://" + s.Addr + ",CONTROLLER://" + cfg.ControllerAddr
+		props["advertised.listeners"] = "PLAINTEXT://" + cfg.Addr + ",SASL_SSL://" + s.Addr
+		props["listener.security.protocol.map"] = "PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT"
+		props["sasl.enabled.mechanisms"] = "SCRAM-SHA-512"
+		props["listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config"] = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+		props["listener.name.sasl_ssl.ssl.keystore.type"] = "PEM"
+		props["listener.name.sasl_ssl.ssl.keystore.location"] = keystore
+		for _, u := range slices.Sorted(maps.Keys(s.Users)) {
+			cred, err := scramCredential(u, s.Users[u])
+			if err != nil {
+				return nil, err
+			}
+			formatArgs = append(formatArgs, "--add-scram", cred)
+		}
+	}
 	for k, v := range cfg.ExtraProperties {
 		props[k] = v
 	}
@@ -208,7 +272,7 @@ func start(tb testing.TB, cfg Config) (*Broker, error) {
 	// Format the storage directory with a random cluster id.
 	clusterID := randomClusterID()
 	format := b.command(cfg.Java, append(append([]string{}, jvm...),
-		"kafka.tools.StorageTool", "format", "-t", clusterID, "-c", propsPath)...)
+		append([]string{"kafka.tools.StorageTool", "format", "-t", clusterID, "-c", propsPath}, formatArgs...)...)...)
 	format.Stdout, format.Stderr = logf, logf
 	if err := format.Run(); err != nil {
 		return nil, fmt.Errorf("formatting storage: %v\n%s", err, readTail(b.LogPath, 4000))
@@ -256,6 +320,20 @@ func (b *Broker) waitReady(ctx context.Context) error {
 			last = err
 			continue
 		}
+		if s := b.cfg.SASLSSL; s != nil {
+			// Checks the TLS set-up and the SCRAM credentials, without
+			// trusting the certificate: kcat's name checks are not the point.
+			u := slices.Sorted(maps.Keys(s.Users))[0]
+			c := Client{Addr: b.SASLSSLAddr, Props: map[string]string{
+				"security.protocol": "SASL_SSL", "sasl.mechanisms": "SCRAM-SHA-512",
+				"sasl.username": u, "sasl.password": s.Users[u],
+				"enable.ssl.certificate.verification": "false",
+			}}
+			if _, err := b.kcatAs(ctx, 10*time.Second, nil, c, "-L", "-m", "3"); err != nil {
+				last = err
+				continue
+			}
+		}
 		return nil
 	}
 }
@@ -300,10 +378,36 @@ func (b *Broker) CreateTopic(ctx context.Context, topic string) error {
 	return fmt.Errorf("creating topic %s: %v", topic, last)
 }
 
+// Client is how kcat connects to the broker. The zero value uses the
+// PLAINTEXT listener.
+type Client struct {
+	// Addr is the bootstrap address. Default: the PLAINTEXT listener.
+	Addr string
+	// Props are librdkafka properties, given to kcat with -X.
+	Props map[string]string
+}
+
+// SASLSSLClient is a Client of the SASL_SSL listener that authenticates
+// with SCRAM-SHA-512 and trusts only the CA certificates in caFile.
+func (b *Broker) SASLSSLClient(user, password, caFile string) Client {
+	return Client{Addr: b.SASLSSLAddr, Props: map[string]string{
+		"security.protocol": "SASL_SSL",
+		"sasl.mechanisms":   "SCRAM-SHA-512",
+		"sasl.username":     user,
+		"sasl.password":     password,
+		"ssl.ca.location":   caFile,
+	}}
+}
+
 // Produce writes one message with the given key to topic.
 func (b *Broker) Produce(ctx context.Context, topic, key, value string) error {
-	_, err := b.kcat(ctx, 15*time.Second, strings.NewReader(value+"\n"),
-		"-P", "-b", b.Addr, "-t", topic, "-k", key, "-X", "message.timeout.ms=10000")
+	return b.ProduceAs(ctx, Client{}, topic, key, value)
+}
+
+// ProduceAs is Produce through the listener and credentials of c.
+func (b *Broker) ProduceAs(ctx context.Context, c Client, topic, key, value string) error {
+	_, err := b.kcatAs(ctx, 15*time.Second, strings.NewReader(value+"\n"), c,
+		"-P", "-t", topic, "-k", key, "-X", "message.timeout.ms=10000")
 	return err
 }
 
@@ -323,9 +427,13 @@ type Message struct {
 // Consume reads topic from the beginning to its current end with
 // `kcat -C -e -o beginning -J` and returns every message.
 func (b *Broker) Consume(ctx context.Context, topic string) ([]Message, error) {
-	out, err := b.kcat(ctx, 60*time.Second, nil,
-		"-C", "-b", b.Addr, "-t", topic, "-e", "-o", "beginning", "-J", "-q",
-		"-X", "fetch.message.max.bytes=10485760")
+	return b.ConsumeAs(ctx, Client{}, topic)
+}
+
+// ConsumeAs is Consume through the listener and credentials of c.
+func (b *Broker) ConsumeAs(ctx context.Context, c Client, topic string) ([]Message, error) {
+	out, err := b.kcatAs(ctx, 60*time.Second, nil, c,
+		"-C", "-t", topic, "-e", "-o", "beginning", "-J", "-q", "-X", "fetch.message.max.bytes=10485760")
 	if err != nil {
 		return nil, err
 	}
@@ -386,10 +494,33 @@ func (b *Broker) commandContext(ctx context.Context, name string, args ...string
 	return exec.CommandContext(ctx, name, args...)
 }
 
+// kcatAs runs kcat with args and the -b and -X arguments of c (b.Addr
+// when c.Addr is empty). Clients that use SASL get the newer librdkafka.
+func (b *Broker) kcatAs(ctx context.Context, timeout time.Duration, stdin *strings.Reader, c Client, args ...string) ([]byte, error) {
+	if c.Addr == "" {
+		c.Addr = b.Addr
+	}
+	args = append(args, "-b", c.Addr)
+	for _, k := range slices.Sorted(maps.Keys(c.Props)) {
+		args = append(args, "-X", k+"="+c.Props[k])
+	}
+	var env []string
+	if c.Props["sasl.mechanisms"] != "" {
+		env = append(os.Environ(), "LD_LIBRARY_PATH="+b.cfg.RdkafkaDir)
+	}
+	return b.run(ctx, timeout, stdin, env, args...)
+}
+
 func (b *Broker) kcat(ctx context.Context, timeout time.Duration, stdin *strings.Reader, args ...string) ([]byte, error) {
+	return b.run(ctx, timeout, stdin, nil, args...)
+}
+
+// run runs kcat with args, and with env as its environment unless nil.
+func (b *Broker) run(ctx context.Context, timeout time.Duration, stdin *strings.Reader, env []string, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := b.commandContext(ctx, "kcat", args...)
+	cmd.Env = env
 	if stdin != nil {
 		cmd.Stdin = stdin
 	}
@@ -419,6 +550,42 @@ func DefaultLibsDir(root string) (string, error) {
 		cache = filepath.Join(home, ".cache", "apitap")
 	}
 	return filepath.Join(cache, "kafka-"+v, "libs"), nil
+}
+
+// defaultRdkafkaDir returns where scripts/test-deps.sh puts librdkafka:
+// $APITAP_LIBRDKAFKA, else the newest librdkafka-<version> in the cache.
+func defaultRdkafkaDir() (string, error) {
+	if d := os.Getenv("APITAP_LIBRDKAFKA"); d != "" {
+		return d, nil
+	}
+	cache := os.Getenv("APITAP_CACHE")
+	if cache == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", err
+		}
+		cache = filepath.Join(home, ".cache", "apitap")
+	}
+	dirs, _ := filepath.Glob(filepath.Join(cache, "librdkafka-*"))
+	if len(dirs) == 0 {
+		return "", fmt.Errorf("no librdkafka-* in %s: run scripts/test-deps.sh first", cache)
+	}
+	slices.SortFunc(dirs, func(a, b string) int { return compareVersions(filepath.Base(a), filepath.Base(b)) })
+	return dirs[len(dirs)-1], nil
+}
+
+// compareVersions orders names that end in dotted version numbers.
+func compareVersions(a, b string) int {
+	num := func(s string) []int {
+		_, v, _ := strings.Cut(s, "-")
+		var n []int
+		for _, f := range strings.Split(v, ".") {
+			i, _ := strconv.Atoi(f)
+			n = append(n, i)
+		}
+		return n
+	}
+	return slices.Compare(num(a), num(b))
 }
 
 var versionRE = regexp.MustCompile(`<kafka\.version>([^<]+)</kafka\.version>`)
@@ -461,6 +628,44 @@ func randomClusterID() string {
 	u[6] = u[6]&0x0f | 0x40
 	u[8] = u[8]&0x3f | 0x80
 	return base64.RawURLEncoding.EncodeToString(u[:])
+}
+
+// scramIterations is the SCRAM-SHA-512 iteration count of the users the
+// storage tool creates (Kafka's minimum, 4096, would do as well).
+const scramIterations = 8192
+
+// scramCredential is the storage tool's --add-scram value for a
+// SCRAM-SHA-512 user. It gives the salted password (RFC 5802's Hi) rather
+// than the password, so that no password reaches the tool's parser of
+// comma-separated key=value lists: tests want passwords with odd characters.
+func scramCredential(user, password string) (string, error) {
+	if strings.ContainsAny(user, `",=[]`) {
+		return "", fmt.Errorf("SCRAM user name %q: no quotes, commas, '=' or brackets", user)
+	}
+	salt := make([]byte, 16)
+	_, _ = rand.Read(salt)
+	salted, err := pbkdf2.Key(sha512.New, password, salt, scramIterations, sha512.Size)
+	if err != nil {
+		return "", fmt.Errorf("salting the SCRAM password of %s: %w", user, err)
+	}
+	return fmt.Sprintf(`SCRAM-SHA-512=[name=%s,iterations=%d,salt="%s",saltedpassword="%s"]`, user, scramIterations,
+		base64.StdEncoding.EncodeToString(salt), base64.StdEncoding.EncodeToString(salted)), nil
+}
+
+// concatFiles writes the contents of srcs, in order, to dst.
+func concatFiles(dst string, srcs ...string) error {
+	var all []byte
+	for _, src := range srcs {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", src, err)
+		}
+		all = append(all, b...)
+	}
+	if err := os.WriteFile(dst, all, 0o600); err != nil {
+		return fmt.Errorf("writing %s: %w", dst, err)
+	}
+	return nil
 }
 
 func readTail(path string, n int) string {
