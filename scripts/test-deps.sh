@@ -58,7 +58,9 @@ if [[ ! -f "$rdkafka_dir/librdkafka.so.1" ]]; then
 	echo "test-deps: fetching librdkafka from confluent-kafka $rdkafka_version (PyPI) into $rdkafka_dir" >&2
 	mkdir -p "$(dirname "$rdkafka_dir")"
 	wheel="$(mktemp -d "$(dirname "$rdkafka_dir")/.librdkafka.XXXXXX")"
-	python3 -m pip download -q --no-deps --only-binary=:all: --platform "manylinux_2_28_$(uname -m)" \
+	# pip from a throwaway venv: python3 itself may come without pip.
+	python3 -m venv "$wheel/venv"
+	"$wheel/venv/bin/pip" download -q --disable-pip-version-check --no-deps --only-binary=:all: --platform "manylinux_2_28_$(uname -m)" \
 		--python-version 3.11 "confluent-kafka==$rdkafka_version" -d "$wheel" >&2
 	python3 -m zipfile -e "$wheel"/confluent_kafka-*.whl "$wheel/x"
 	mkdir -p "$wheel/lib"
