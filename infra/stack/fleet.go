@@ -116,7 +116,7 @@ func (s *Stack) fleet(net network, n notifications, unit string, assets Assets) 
 		Resources: jsii.Strings(*logs.LogGroupArn()),
 	}))
 	// Session Manager is the only way in: no SSH, no key pair. These are
-	// the actions its agent needs (docs/aws.md, "Sniffer access");
+	// the actions its agent needs (docs/aws.md, "Sniffer boot, updates and access");
 	// they have no resource-level permissions.
 	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid: jsii.String("SessionManager"),

@@ -109,7 +109,7 @@ func (s *Stack) functions(m mirror, n notifications, assets Assets) functions {
 		// unreserved pool, which Lambda keeps at 100 at least, and new
 		// accounts often have a concurrency quota below that, so any
 		// reservation can fail the deploy. Concurrent invocations are safe
-		// (docs/design.md, "Concurrency"); whoever wants the reconcile to
+		// (docs/stack.md, "Concurrency"); whoever wants the reconcile to
 		// run one at a time sets apitap:reconcileReservedConcurrency.
 		if spec.Key == contract.FnReconcile && cfg.ReconcileReservedConcurrency > 0 {
 			props.ReservedConcurrentExecutions = jsii.Number(float64(cfg.ReconcileReservedConcurrency))

@@ -124,7 +124,8 @@ func (s *scenario) send(fn string, ev []byte) {
 }
 
 // deliver hands n queued events, picked at random (reordering), to their
-// functions, concurrently, alongside a scheduled reconcile at times.
+// functions, concurrently, alongside one or two scheduled reconciles at
+// times.
 func (s *scenario) deliver(n int) {
 	var batch []delivery
 	for i := 0; i < n && len(s.queue) > 0; i++ {
@@ -145,7 +146,17 @@ func (s *scenario) deliver(n int) {
 			}
 		}()
 	}
-	if s.rng.IntN(3) == 0 {
+	// Full reconciles at the same time as the handlers, at times two of
+	// them at once: no function has reserved concurrency, and none needs
+	// it (docs/stack.md, "Concurrency").
+	reconciles := 0
+	switch r := s.rng.IntN(6); {
+	case r == 0:
+		reconciles = 2
+	case r < 3:
+		reconciles = 1
+	}
+	for range reconciles {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
