@@ -24,6 +24,7 @@ const (
 	SourceELB            = "aws.elasticloadbalancing"
 	SourceCloudFormation = "aws.cloudformation"
 	SourceScheduler      = "aws.events"
+	SourceECS            = "aws.ecs"
 )
 
 // Detail types.
@@ -37,6 +38,7 @@ const (
 	DetailStackStatusChange     = "CloudFormation Stack Status Change"
 	DetailResourceStatusChange  = "CloudFormation Resource Status Change"
 	DetailScheduled             = "Scheduled Event"
+	DetailECSTaskStateChange    = "ECS Task State Change"
 )
 
 // CloudTrail eventSource and eventName values of the load balancer calls
@@ -59,6 +61,19 @@ const (
 	StateTerminated   = "terminated"
 )
 
+// ECS task statuses, as "ECS Task State Change" names them (lastStatus,
+// desiredStatus). The functions act on RUNNING and STOPPED only.
+const (
+	TaskProvisioning = "PROVISIONING"
+	TaskPending      = "PENDING"
+	TaskActivating   = "ACTIVATING"
+	TaskRunning      = "RUNNING"
+	TaskDeactivating = "DEACTIVATING"
+	TaskStopping     = "STOPPING"
+	TaskDeprovision  = "DEPROVISIONING"
+	TaskStopped      = "STOPPED"
+)
+
 // ErrWrongKind is wrapped by every typed decoder asked to decode an event of
 // another kind.
 var ErrWrongKind = errors.New("wrong event kind")
@@ -74,6 +89,7 @@ const (
 	StackStatus         // CloudFormation stack status change
 	ResourceStatus      // CloudFormation resource status change
 	Scheduled           // EventBridge scheduled rule
+	ECSTask             // aws.ecs task state change
 )
 
 func (k Kind) String() string {
@@ -90,6 +106,8 @@ func (k Kind) String() string {
 		return "ResourceStatus"
 	case Scheduled:
 		return "Scheduled"
+	case ECSTask:
+		return "ECSTask"
 	default:
 		return "Unknown"
 	}
@@ -149,6 +167,10 @@ func (e Envelope) Kind() Kind {
 	case SourceScheduler:
 		if e.DetailType == DetailScheduled {
 			return Scheduled
+		}
+	case SourceECS:
+		if e.DetailType == DetailECSTaskStateChange {
+			return ECSTask
 		}
 	}
 	return Unknown
@@ -325,6 +347,168 @@ func (c CloudTrailCall) ClassicInstances() (ClassicInstancesRequest, error) {
 		return ClassicInstancesRequest{}, fmt.Errorf("decoding instances of CloudTrail event %s (%s): missing loadBalancerName", c.EventID, c.EventName)
 	}
 	return r, nil
+}
+
+// ECSTaskStateChange is the detail of "ECS Task State Change" (source
+// aws.ecs), reduced to what the functions read; other fields are ignored.
+// ECS publishes it without a CloudTrail trail, unlike the load balancer
+// calls (docs/aws.md, "EventBridge events"). A task in awsvpc mode (every
+// Fargate task) has an attachment of type "eni" naming its network
+// interface and addresses.
+type ECSTaskStateChange struct {
+	ClusterARN        string `json:"clusterArn"`
+	TaskARN           string `json:"taskArn"`
+	TaskDefinitionARN string `json:"taskDefinitionArn"`
+	// Group is "service:NAME" for a task an ECS service started (and
+	// registers with its load balancers), "family:NAME" for a standalone
+	// task (RunTask).
+	Group         string `json:"group"`
+	StartedBy     string `json:"startedBy"`
+	LaunchType    string `json:"launchType"` // FARGATE, EC2, EXTERNAL
+	LastStatus    string `json:"lastStatus"`
+	DesiredStatus string `json:"desiredStatus"`
+	StopCode      string `json:"stopCode"`      // STOPPED only
+	StoppedReason string `json:"stoppedReason"` // STOPPED only
+	// Version orders the events of one task: a duplicate has the same
+	// version. Nothing depends on it (handlers look at AWS's current
+	// state), but logs show it.
+	Version          int64           `json:"version"`
+	AvailabilityZone string          `json:"availabilityZone"`
+	Attachments      []ECSAttachment `json:"attachments"`
+	Containers       []ECSContainer  `json:"containers"`
+	// Times are kept as sent: nothing depends on them.
+	CreatedAt string `json:"createdAt"`
+	StartedAt string `json:"startedAt"`
+	StoppedAt string `json:"stoppedAt"`
+}
+
+// ECSAttachment is one of a task's attachments; type "eni" for its network
+// interface, whose details are name/value pairs.
+type ECSAttachment struct {
+	ID      string         `json:"id"`
+	Type    string         `json:"type"`
+	Status  string         `json:"status"` // PRECREATED, CREATED, ATTACHING, ATTACHED, DETACHING, DETACHED, DELETED, FAILED
+	Details []ECSNameValue `json:"details"`
+}
+
+// ECSNameValue is one attachment detail.
+type ECSNameValue struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// Detail returns the value of the named detail, "" when there is none.
+func (a ECSAttachment) Detail(name string) string {
+	for _, d := range a.Details {
+		if d.Name == name {
+			return d.Value
+		}
+	}
+	return ""
+}
+
+// ECSContainer is one of a task's containers.
+type ECSContainer struct {
+	Name              string `json:"name"`
+	LastStatus        string `json:"lastStatus"`
+	ExitCode          *int   `json:"exitCode"`
+	NetworkInterfaces []struct {
+		AttachmentID string `json:"attachmentId"`
+		PrivateIPv4  string `json:"privateIpv4Address"`
+		IPv6         string `json:"ipv6Address"`
+	} `json:"networkInterfaces"`
+}
+
+// ECSTaskENI is a task's network interface, from its "eni" attachment.
+type ECSTaskENI struct {
+	ID               string // networkInterfaceId; "" before ECS created it
+	AttachmentStatus string
+	SubnetID         string
+	MAC              string
+	PrivateIPv4      string
+	PrivateIPv6      string // only for a dual-stack task
+}
+
+// ECS attachment type and detail names of a task's network interface.
+const (
+	ECSAttachmentENI = "eni"
+	ecsDetailENI     = "networkInterfaceId"
+	ecsDetailSubnet  = "subnetId"
+	ecsDetailMAC     = "macAddress"
+	ecsDetailIPv4    = "privateIPv4Address"
+	ecsDetailIPv6    = "privateIPv6Address"
+	ecsServiceGroup  = "service:"
+)
+
+// ENIs returns the task's network interfaces, in the order of its
+// attachments. Attachments with neither an interface id nor an address
+// (a task still provisioning) are left out.
+func (t ECSTaskStateChange) ENIs() []ECSTaskENI {
+	var out []ECSTaskENI
+	for _, a := range t.Attachments {
+		if a.Type != ECSAttachmentENI {
+			continue
+		}
+		e := ECSTaskENI{
+			ID: a.Detail(ecsDetailENI), AttachmentStatus: a.Status, SubnetID: a.Detail(ecsDetailSubnet),
+			MAC: a.Detail(ecsDetailMAC), PrivateIPv4: a.Detail(ecsDetailIPv4), PrivateIPv6: a.Detail(ecsDetailIPv6),
+		}
+		if e.ID == "" && e.PrivateIPv4 == "" && e.PrivateIPv6 == "" {
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// ENIIDs returns the ids of the task's network interfaces.
+func (t ECSTaskStateChange) ENIIDs() []string {
+	var out []string
+	for _, e := range t.ENIs() {
+		if e.ID != "" {
+			out = append(out, e.ID)
+		}
+	}
+	return out
+}
+
+// IPs returns the private addresses of the task's network interfaces,
+// IPv4 first, then IPv6: what an ip target group may have registered.
+func (t ECSTaskStateChange) IPs() []string {
+	var v4, v6 []string
+	for _, e := range t.ENIs() {
+		if e.PrivateIPv4 != "" {
+			v4 = append(v4, e.PrivateIPv4)
+		}
+		if e.PrivateIPv6 != "" {
+			v6 = append(v6, e.PrivateIPv6)
+		}
+	}
+	return append(v4, v6...)
+}
+
+// Service is the name of the ECS service that started the task, "" for a
+// standalone task. A service registers its tasks' addresses with its
+// load balancers' target groups itself.
+func (t ECSTaskStateChange) Service() string {
+	name, ok := strings.CutPrefix(t.Group, ecsServiceGroup)
+	if !ok {
+		return ""
+	}
+	return name
+}
+
+// ECSTaskStateChange decodes e's detail. It fails when the detail is not
+// a task (no taskArn or lastStatus) or not shaped as ECS sends it.
+func (e Envelope) ECSTaskStateChange() (ECSTaskStateChange, error) {
+	var d ECSTaskStateChange
+	if err := e.decode(ECSTask, &d); err != nil {
+		return ECSTaskStateChange{}, err
+	}
+	if d.TaskARN == "" || d.LastStatus == "" {
+		return ECSTaskStateChange{}, fmt.Errorf("decoding ECSTask detail of event %s: missing taskArn or lastStatus", e.ID)
+	}
+	return d, nil
 }
 
 // statusDetails is the nested status of both CloudFormation status events.

@@ -115,6 +115,37 @@ func stack(status, reasonPrefix, token string) check {
 	}
 }
 
+func ecsTask(taskARN, lastStatus, stopCode string, enis ...ECSTaskENI) check {
+	return func(t *testing.T, raw []byte) {
+		e := mustParse(t, raw, ECSTask)
+		d, err := e.ECSTaskStateChange()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.TaskARN != taskARN || d.LastStatus != lastStatus || d.DesiredStatus != lastStatus || d.StopCode != stopCode ||
+			d.ClusterARN != "arn:aws:ecs:us-east-1:123456789012:cluster/shop" || d.Group != "service:shop-api" || d.Service() != "shop-api" ||
+			d.LaunchType != "FARGATE" || d.Version == 0 || d.TaskDefinitionARN == "" || d.CreatedAt == "" {
+			t.Errorf("detail = %+v", d)
+		}
+		if (stopCode != "") != (d.StoppedReason != "") {
+			t.Errorf("stopCode %q with stoppedReason %q", d.StopCode, d.StoppedReason)
+		}
+		if got := d.ENIs(); !reflect.DeepEqual(got, enis) {
+			t.Errorf("ENIs() = %+v, want %+v", got, enis)
+		}
+		// Each container names the attachment and address of the task's ENI.
+		for _, c := range d.Containers {
+			if len(c.NetworkInterfaces) != 1 || c.NetworkInterfaces[0].AttachmentID != d.Attachments[0].ID ||
+				c.NetworkInterfaces[0].PrivateIPv4 != enis[0].PrivateIPv4 || c.LastStatus != lastStatus {
+				t.Errorf("container %+v does not match the task's ENI %+v", c, enis[0])
+			}
+		}
+		if !slices.Equal(e.Resources, []string{taskARN}) {
+			t.Errorf("resources = %v, want the task ARN", e.Resources)
+		}
+	}
+}
+
 func custom(requestType, physicalID, filterID, oldFilterID string) check {
 	return func(t *testing.T, raw []byte) {
 		if _, err := Parse(raw); err == nil {
@@ -201,6 +232,13 @@ var samplesTable = map[string]check{
 	"cfn-custom-resource-update.json": custom(RequestUpdate, "apitap-teardown", "tmf-0abc0000000000002", "tmf-0abc0000000000001"),
 	"cfn-custom-resource-delete.json": custom(RequestDelete, "apitap-teardown", "tmf-0abc0000000000002", ""),
 
+	"ecs-task-state-running.json": ecsTask("arn:aws:ecs:us-east-1:123456789012:task/shop/5d2c8e0b7a4f4c1e9b3a6f8d0c2e4a17", TaskRunning, "",
+		ECSTaskENI{ID: "eni-0abc0000000000011", AttachmentStatus: "ATTACHED", SubnetID: "subnet-0abc000000000001a", MAC: "0e:3a:91:5c:7b:d2",
+			PrivateIPv4: "10.0.1.25", PrivateIPv6: "2600:1f18:4a3:6901:8d2c:5e1f:3b7a:9c40"}),
+	"ecs-task-state-stopped.json": ecsTask("arn:aws:ecs:us-east-1:123456789012:task/shop/9a7e3c1f5b2d4e8a0c6f1b9d3e7a5c24", TaskStopped, "ServiceSchedulerInitiated",
+		ECSTaskENI{ID: "eni-0abc0000000000012", AttachmentStatus: "DELETED", SubnetID: "subnet-0abc000000000001b", MAC: "12:5f:a8:03:c4:9e",
+			PrivateIPv4: "10.0.2.47"}),
+
 	"scheduled-event.json": func(t *testing.T, raw []byte) {
 		e := mustParse(t, raw, Scheduled)
 		if !slices.Equal(e.Resources, []string{"arn:aws:events:us-east-1:123456789012:rule/apitap-reconcile"}) {
@@ -258,6 +296,7 @@ var decoders = map[Kind]func(Envelope) error{
 	CloudTrailELB:  func(e Envelope) error { _, err := e.CloudTrailCall(); return err },
 	StackStatus:    func(e Envelope) error { _, err := e.StackStatusChange(); return err },
 	ResourceStatus: func(e Envelope) error { _, err := e.ResourceStatusChange(); return err },
+	ECSTask:        func(e Envelope) error { _, err := e.ECSTaskStateChange(); return err },
 }
 
 func TestWrongKind(t *testing.T) {
@@ -299,6 +338,10 @@ func TestKind(t *testing.T) {
 		{SourceCloudFormation, "CloudFormation Drift Detection Status Change", Unknown},
 		{SourceScheduler, DetailScheduled, Scheduled},
 		{"aws.s3", DetailScheduled, Unknown},
+		{SourceECS, DetailECSTaskStateChange, ECSTask},
+		{SourceECS, "ECS Container Instance State Change", Unknown},
+		{SourceECS, "ECS Service Action", Unknown},
+		{SourceEC2, DetailECSTaskStateChange, Unknown},
 	} {
 		e := Envelope{Source: tc.source, DetailType: tc.detailType}
 		if got := e.Kind(); got != tc.want {
@@ -335,6 +378,14 @@ func TestMalformedDetail(t *testing.T) {
 		"EC2 without instance-id": `{"source":"aws.ec2","detail-type":"EC2 Instance State-change Notification","detail":{"state":"running"}}`,
 		"EC2 detail not object":   `{"source":"aws.ec2","detail-type":"EC2 Instance State-change Notification","detail":"running"}`,
 		"stack without status":    `{"source":"aws.cloudformation","detail-type":"CloudFormation Stack Status Change","detail":{"stack-id":"x"}}`,
+		"ECS without taskArn":     `{"source":"aws.ecs","detail-type":"ECS Task State Change","detail":{"lastStatus":"RUNNING"}}`,
+		"ECS without lastStatus":  `{"source":"aws.ecs","detail-type":"ECS Task State Change","detail":{"taskArn":"arn:aws:ecs:us-east-1:1:task/c/1"}}`,
+		"ECS detail not object":   `{"source":"aws.ecs","detail-type":"ECS Task State Change","detail":["RUNNING"]}`,
+		"ECS no detail":           `{"source":"aws.ecs","detail-type":"ECS Task State Change"}`,
+		"ECS attachments object":  `{"source":"aws.ecs","detail-type":"ECS Task State Change","detail":{"taskArn":"t","lastStatus":"RUNNING","attachments":{"type":"eni"}}}`,
+		"ECS details not pairs":   `{"source":"aws.ecs","detail-type":"ECS Task State Change","detail":{"taskArn":"t","lastStatus":"RUNNING","attachments":[{"type":"eni","details":["eni-1"]}]}}`,
+		"ECS value not a string":  `{"source":"aws.ecs","detail-type":"ECS Task State Change","detail":{"taskArn":"t","lastStatus":"RUNNING","attachments":[{"type":"eni","details":[{"name":"privateIPv4Address","value":10}]}]}}`,
+		"ECS version not number":  `{"source":"aws.ecs","detail-type":"ECS Task State Change","detail":{"taskArn":"t","lastStatus":"RUNNING","version":"4"}}`,
 	} {
 		e, err := Parse([]byte(raw))
 		if err != nil {
@@ -353,6 +404,53 @@ func TestMalformedDetail(t *testing.T) {
 	}
 	if _, err := e.CloudTrailCall(); !errors.Is(err, ErrWrongKind) {
 		t.Errorf("CloudTrailCall of ec2.amazonaws.com: err = %v, want ErrWrongKind", err)
+	}
+}
+
+// The task's network, as the handler reads it, whatever else the
+// attachments hold.
+func TestECSTaskNetwork(t *testing.T) {
+	eni := func(status string, details ...string) ECSAttachment {
+		a := ECSAttachment{ID: "att-1", Type: ECSAttachmentENI, Status: status}
+		for i := 0; i+1 < len(details); i += 2 {
+			a.Details = append(a.Details, ECSNameValue{Name: details[i], Value: details[i+1]})
+		}
+		return a
+	}
+	for _, tc := range []struct {
+		name    string
+		task    ECSTaskStateChange
+		enis    []string
+		ips     []string
+		service string
+	}{
+		{name: "no attachments (bridge or host network mode)", task: ECSTaskStateChange{Group: "family:batch"}},
+		{name: "eni still provisioning: no id, no address", task: ECSTaskStateChange{Attachments: []ECSAttachment{eni("PRECREATED", "subnetId", "subnet-1")}}},
+		{name: "IPv4 only", task: ECSTaskStateChange{Group: "service:shop-api",
+			Attachments: []ECSAttachment{eni("ATTACHED", "networkInterfaceId", "eni-1", "privateIPv4Address", "10.0.1.5")}},
+			enis: []string{"eni-1"}, ips: []string{"10.0.1.5"}, service: "shop-api"},
+		{name: "dual stack: IPv4 first", task: ECSTaskStateChange{Group: "service:a:b",
+			Attachments: []ECSAttachment{eni("ATTACHED", "privateIPv6Address", "2600::1", "networkInterfaceId", "eni-1", "privateIPv4Address", "10.0.1.5")}},
+			enis: []string{"eni-1"}, ips: []string{"10.0.1.5", "2600::1"}, service: "a:b"},
+		{name: "other attachment types are not network interfaces", task: ECSTaskStateChange{Group: "family:web",
+			Attachments: []ECSAttachment{{Type: "ElasticNetworkInterface"}, {Type: "Service Connect", Details: []ECSNameValue{{Name: "networkInterfaceId", Value: "eni-9"}}},
+				eni("DELETED", "networkInterfaceId", "eni-2", "privateIPv4Address", "10.0.2.6")}},
+			enis: []string{"eni-2"}, ips: []string{"10.0.2.6"}},
+		{name: "address without an interface id", task: ECSTaskStateChange{Group: "service:",
+			Attachments: []ECSAttachment{eni("ATTACHING", "privateIPv4Address", "10.0.3.7")}},
+			ips: []string{"10.0.3.7"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.task.ENIIDs(); !slices.Equal(got, tc.enis) {
+				t.Errorf("ENIIDs() = %v, want %v", got, tc.enis)
+			}
+			if got := tc.task.IPs(); !slices.Equal(got, tc.ips) {
+				t.Errorf("IPs() = %v, want %v", got, tc.ips)
+			}
+			if got := tc.task.Service(); got != tc.service {
+				t.Errorf("Service() = %q, want %q", got, tc.service)
+			}
+		})
 	}
 }
 

@@ -320,10 +320,8 @@ func (r *Reader) groupTargets(ctx context.Context, sel string, tg elbv2types.Tar
 		return nil, nil
 	}
 	if len(only) > 0 && tg.TargetType != elbv2types.TargetTypeEnumAlb {
-		// Ask only for ids of this group's kind: an instance id in an ip
-		// group (or the reverse) fails the whole call.
 		for _, id := range only {
-			if isIP := net.ParseIP(id) != nil; isIP == (tg.TargetType == elbv2types.TargetTypeEnumIp) {
+			if askable(tg, id) {
 				in.Targets = append(in.Targets, elbv2types.TargetDescription{Id: aws.String(id)})
 			}
 		}
@@ -364,6 +362,21 @@ func (r *Reader) groupTargets(ctx context.Context, sel string, tg elbv2types.Tar
 		}
 	}
 	return out, nil
+}
+
+// askable reports whether id is of the kind tg's targets are: an instance
+// id in an ip group, an address in an instance group, or an IPv6 address
+// in an IPv4 group (an ECS task's event names both of a dual-stack task's
+// addresses) fails the whole DescribeTargetHealth call.
+func askable(tg elbv2types.TargetGroup, id string) bool {
+	ip := net.ParseIP(id)
+	if tg.TargetType != elbv2types.TargetTypeEnumIp {
+		return ip == nil
+	}
+	if ip == nil {
+		return false
+	}
+	return (ip.To4() == nil) == (tg.IpAddressType == elbv2types.TargetGroupIpAddressTypeEnumIpv6)
 }
 
 // LaunchTargets finds, for an instance an Auto Scaling group launched, its

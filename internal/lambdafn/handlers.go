@@ -73,8 +73,9 @@ func (f *Function) report(trigger string, res *orchestrator.Result, start time.T
 }
 
 // InstanceEvents handles instance state changes, Auto Scaling launches
-// and terminations, and CloudTrail target (de)registrations: the fast
-// path that mirrors a new instance within seconds. Events may be late,
+// and terminations, CloudTrail target (de)registrations and ECS task state
+// changes: the fast path that mirrors a new instance or task within
+// seconds. Events may be late,
 // repeated or reordered: every handler looks at AWS's current state.
 func (f *Function) InstanceEvents(ctx context.Context, raw json.RawMessage) error {
 	start := f.Clock.Now()
@@ -154,6 +155,25 @@ func (f *Function) InstanceEvents(ctx context.Context, raw json.RawMessage) erro
 			res = f.O.ReconcileClassic(ctx, req.LoadBalancerName, ids, dl)
 		default:
 			f.Log.Info("load balancer call not handled", "event", call.EventName)
+		}
+	case events.ECSTask:
+		d, err := e.ECSTaskStateChange()
+		if err != nil {
+			return err
+		}
+		trigger += " " + d.TaskARN + " " + d.LastStatus
+		switch d.LastStatus {
+		case events.TaskRunning, events.TaskStopped:
+			// A service registers its task with its target groups itself,
+			// maybe after this event: look again a few times. A task
+			// being stopped already will not be registered.
+			await := d.Service() != "" && d.DesiredStatus == events.TaskRunning
+			f.Log.Info("ecs task", "task", d.TaskARN, "status", d.LastStatus, "desired", d.DesiredStatus, "group", d.Group,
+				"version", d.Version, "enis", d.ENIIDs(), "ips", d.IPs())
+			res = f.O.ReconcileTask(ctx, orchestrator.Task{ARN: d.TaskARN, Running: d.LastStatus == events.TaskRunning,
+				AwaitTarget: await, ENIs: d.ENIIDs(), IPs: d.IPs()}, dl)
+		default:
+			f.Log.Info("task status not handled", "task", d.TaskARN, "status", d.LastStatus)
 		}
 	default:
 		f.Log.Info("event not handled by this function", "kind", e.Kind().String(), "detail_type", e.DetailType, "source", e.Source)

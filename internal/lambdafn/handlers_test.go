@@ -38,6 +38,8 @@ type fixture struct {
 	w   *sampleworld.World
 	cfg orchestrator.Config
 	vni map[string]uint32 // the selected load balancers' VNIs
+	// clock, when set, is the functions' clock instead of the world's.
+	clock orchestrator.Clock
 
 	log     bytes.Buffer // the last invocation's JSON log
 	metrics bytes.Buffer // the last invocation's EMF output
@@ -90,11 +92,15 @@ func (f *fixture) function(name string) *Function {
 	f.log.Reset()
 	f.metrics.Reset()
 	log := slog.New(slog.NewJSONHandler(&f.log, nil))
-	o, err := orchestrator.New(f.cfg, f.w.Clients(), f.w.Clock, log)
+	var clock orchestrator.Clock = f.w.Clock
+	if f.clock != nil {
+		clock = f.clock
+	}
+	o, err := orchestrator.New(f.cfg, f.w.Clients(), clock, log)
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	return &Function{Name: name, StackName: f.cfg.Mirror.StackName, O: o, Clock: f.w.Clock, Log: log, Metrics: &f.metrics}
+	return &Function{Name: name, StackName: f.cfg.Mirror.StackName, O: o, Clock: clock, Log: log, Metrics: &f.metrics}
 }
 
 // invoke runs handler h of a new function on raw with a Lambda-like

@@ -27,6 +27,14 @@ type Config struct {
 	// delete: before a create with a used token is given up for the next
 	// generation, and between the teardown's listings. Default 5s.
 	Settle time.Duration
+	// TargetLooks is how many times an ECS service's task that is RUNNING
+	// but no target of a selected load balancer is looked at within one
+	// invocation, TargetLookDelay the wait before the second look (doubling
+	// after): ECS may register the task after it publishes the event
+	// (docs/aws.md, "EventBridge events"). Default 3 looks, 10s: at 0, 10
+	// and 30 seconds. A standalone task is looked at once.
+	TargetLooks     int
+	TargetLookDelay time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -40,7 +48,19 @@ func (c *Config) setDefaults() {
 	if c.Settle <= 0 {
 		c.Settle = sessionwriter.DefaultSettle
 	}
+	if c.TargetLooks <= 0 {
+		c.TargetLooks = DefaultTargetLooks
+	}
+	if c.TargetLookDelay <= 0 {
+		c.TargetLookDelay = DefaultTargetLookDelay
+	}
 }
+
+// Defaults of Config.TargetLooks and TargetLookDelay.
+const (
+	DefaultTargetLooks     = 3
+	DefaultTargetLookDelay = 10 * time.Second
+)
 
 // Validate reports what cannot work.
 func (c *Config) Validate() error {

@@ -206,6 +206,12 @@ type scope struct {
 	// ENI whose session of ours is for another one is left to the full
 	// reconcile, which sees every load balancer.
 	onlyLBs map[string]bool
+	// onlyENIs, when set, are the only ENIs planned for: a target address
+	// an event named that another ENI holds now is left to the reconcile.
+	onlyENIs map[string]bool
+	// gone are ENIs whose owner is known to have stopped (an ECS task):
+	// our sessions on them get no grace period.
+	gone map[string]bool
 }
 
 // Reconcile is the full pass: every selected load balancer's targets, all
@@ -494,6 +500,9 @@ func (o *Orchestrator) scoped(ctx context.Context, r *run, sc scope) {
 		r.fail(err)
 		return
 	}
+	if sc.onlyENIs != nil {
+		desired = slices.DeleteFunc(desired, func(s mirror.Source) bool { return !sc.onlyENIs[s.ENI] })
+	}
 	enis := slices.Clone(sc.enis)
 	mirrored := map[string]bool{}
 	for _, s := range desired {
@@ -534,5 +543,11 @@ func (o *Orchestrator) scoped(ctx context.Context, r *run, sc scope) {
 		actual = slices.DeleteFunc(actual, func(s mirror.Session) bool { return outside[s.ENI] })
 	}
 	sort.Slice(actual, func(i, j int) bool { return actual[i].ID < actual[j].ID })
-	r.planAndApply(ctx, desired, actual, inventory.CreatedTimes(actual), nil)
+	created := inventory.CreatedTimes(actual)
+	for _, s := range actual {
+		if sc.gone[s.ENI] {
+			delete(created, s.ID)
+		}
+	}
+	r.planAndApply(ctx, desired, actual, created, nil)
 }

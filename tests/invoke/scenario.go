@@ -195,6 +195,37 @@ func scenarioFor(w *sampleworld.World, raw []byte) (*scenario, error) {
 		default:
 			sc.say(mirrored, sampleworld.Grace)
 		}
+	case events.ECSTask:
+		d, err := e.ECSTaskStateChange()
+		if err != nil {
+			return nil, err
+		}
+		sc.mirror = true
+		var ips []string
+		for _, eni := range d.ENIs() {
+			if eni.PrivateIPv4 != "" {
+				ips = append(ips, eni.PrivateIPv4)
+			}
+		}
+		ids, err := lookup(w, ips...)
+		if err != nil {
+			return nil, err
+		}
+		switch d.LastStatus {
+		case events.TaskRunning:
+			// The task is new: its address was not a target when the
+			// world was last reconciled; ECS registered it since.
+			sc.before = func() error { return a.Deregister(w.APIIPs, ids...) }
+			sc.say("task %s was not running when the world was last reconciled; ECS registered its address %s in api-ips since",
+				d.TaskARN, strings.Join(ips, ", "))
+			sc.change = func() error { return a.Register(w.APIIPs, ids...) }
+		case events.TaskStopped:
+			sc.say(mirrored, sampleworld.Grace)
+			sc.say("task %s stopped: ECS deregistered its address %s from api-ips (%s)", d.TaskARN, strings.Join(ips, ", "), d.StoppedReason)
+			sc.change = func() error { return a.Deregister(w.APIIPs, ids...) }
+		default:
+			sc.say(mirrored, sampleworld.Grace)
+		}
 	case events.StackStatus:
 		d, err := e.StackStatusChange()
 		if err != nil {

@@ -222,7 +222,10 @@ func (s *scenario) op() {
 				w.ipENI[ip] = eni
 				if w.acct.Register(g.arn, ip) == nil {
 					g.targets[ip] = true
+					// An ECS service's task: CloudTrail reports the
+					// registration (with a trail), ECS the task itself.
 					s.send("instance-events", targetsEvent("RegisterTargets", g.arn, ip))
+					s.send("instance-events", taskEvent("RUNNING", eni, ip))
 				}
 				return
 			}
@@ -335,6 +338,11 @@ func (s *scenario) deregister(lb *lbInfo) {
 		if w.acct.Deregister(g.arn, id) == nil {
 			delete(g.targets, id)
 			s.send("instance-events", targetsEvent("DeregisterTargets", g.arn, id))
+			if eni, ok := w.ipENI[id]; ok && g.kind == "ip" {
+				// The task stopped (the simulated ENI stays: AWS would
+				// delete it, and its sessions with it).
+				s.send("instance-events", taskEvent("STOPPED", eni, id))
+			}
 		}
 		return
 	}

@@ -407,6 +407,19 @@ func stateEvent(id, state string) []byte {
 	return event("aws.ec2", "EC2 Instance State-change Notification", map[string]string{"instance-id": id, "state": state})
 }
 
+// taskEvent is an "ECS Task State Change" of a service's Fargate task
+// holding ip on eni (events/ecs-task-state-running.json has the full shape).
+func taskEvent(status, eni, ip string) []byte {
+	task := fmt.Sprintf("arn:aws:ecs:%s:%s:task/sim/%s", awssim.DefaultRegion, awssim.DefaultAccountID, eni)
+	return event("aws.ecs", "ECS Task State Change", map[string]any{
+		"taskArn": task, "clusterArn": fmt.Sprintf("arn:aws:ecs:%s:%s:cluster/sim", awssim.DefaultRegion, awssim.DefaultAccountID),
+		"group": "service:sim-api", "launchType": "FARGATE", "lastStatus": status, "desiredStatus": status,
+		"attachments": []map[string]any{{"id": "att-" + eni, "type": "eni", "status": "ATTACHED", "details": []map[string]string{
+			{"name": "networkInterfaceId", "value": eni}, {"name": "privateIPv4Address", "value": ip},
+		}}},
+	})
+}
+
 func targetsEvent(name, tg string, ids ...string) []byte {
 	var ts []map[string]any
 	for _, id := range ids {
