@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -228,54 +227,6 @@ func (p *proc) stop(t *testing.T, sig syscall.Signal, timeout time.Duration) (in
 		return -1, p.err
 	}
 	return 0, nil
-}
-
-// inNetns runs fn on an OS thread switched into the named network
-// namespace, so that sockets fn opens live there. The thread is thrown
-// away if it cannot be switched back.
-func inNetns(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		self, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", syscall.Gettid()))
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer self.Close()
-		target, err := os.Open("/var/run/netns/" + ns)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer target.Close()
-		if err := setns(target); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("setns %s: %w", ns, err)
-			return
-		}
-		ferr := fn()
-		if err := setns(self); err != nil {
-			// Leave the thread locked: it ends with this goroutine.
-			errc <- fmt.Errorf("setns back: %w", err)
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
-
-func setns(f *os.File) error {
-	if sysSetns == 0 {
-		return errors.New("setns: system call number unknown on " + runtime.GOARCH)
-	}
-	if _, _, e := syscall.RawSyscall(sysSetns, f.Fd(), syscall.CLONE_NEWNET, 0); e != 0 {
-		return e
-	}
-	return nil
 }
 
 // udpStats returns the UDP counters of a namespace (Udp: lines of

@@ -8,6 +8,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/apitap/apitap/tests/testkit"
 )
 
 // relay is a user-space UDP relay on the mirror path that impairs it with a
@@ -48,7 +50,7 @@ func startRelay(ns, listen, target string, seed uint64, drop, dup, reorder float
 	if err != nil {
 		return nil, err
 	}
-	err = inNetns(ns, func() error {
+	err = testkit.InNetns(ns, func() error {
 		in, err := net.ListenUDP("udp4", laddr)
 		if err != nil {
 			return err

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"github.com/apitap/apitap/tests/e2e/clientscript"
 	"net"
 	"os"
 	"path/filepath"
@@ -10,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/apitap/apitap/tests/e2e/clientscript"
 )
 
 // The client's script and results (see ./clientscript).

@@ -15,14 +15,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/apitap/apitap/infra/stack"
 	"github.com/apitap/apitap/internal/contract"
@@ -351,7 +348,7 @@ func waitReady(t *testing.T, ns string, p *proc, code int, contains string, time
 		DisableKeepAlives: true,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			var c net.Conn
-			err := inNetns(ns, func() (err error) {
+			err := testkit.InNetns(ns, func() (err error) {
 				c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
 				return err
 			})
@@ -384,45 +381,6 @@ func waitReady(t *testing.T, ns string, p *proc, code int, contains string, time
 	}
 }
 
-// inNetns runs fn on an OS thread switched into the named network
-// namespace, so that sockets fn opens live there, and switches the thread
-// back. (A thread that ended instead would take the sniffer with it: its
-// Pdeathsig fires when the thread that started it ends.)
-func inNetns(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		self, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer self.Close()
-		target, err := os.Open("/var/run/netns/" + ns)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("entering network namespace %s: %w", ns, err)
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
-			// Leave the thread locked: it ends with this goroutine.
-			errc <- fmt.Errorf("leaving network namespace %s: %w", ns, err)
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
-
 // sendDemo sends the VXLAN datagrams of testdata/demo.pcap (a capture of
 // the mirror path) from the broker's namespace to the sniffer's UDP 4789,
 // as a load balancer forwards AWS Traffic Mirroring.
@@ -433,7 +391,7 @@ func sendDemo(t *testing.T, ns string) {
 		t.Fatal(err)
 	}
 	var conn *net.UDPConn
-	if err := inNetns(ns, func() (err error) {
+	if err := testkit.InNetns(ns, func() (err error) {
 		conn, err = net.DialUDP("udp", nil, &net.UDPAddr{IP: net.ParseIP(snifferIP), Port: stack.VXLANPort})
 		return err
 	}); err != nil {
