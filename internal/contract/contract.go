@@ -117,3 +117,23 @@ const (
 	SnifferFlagUsername   = "kafka-username"
 	SnifferFlagPassword   = "kafka-password"
 )
+
+// Traffic per load balancer: the sniffers count, per VNI (one per load
+// balancer, docs/contracts.md §2), the records they publish, the HTTP
+// request/response pairs among them and the bytes of those records, as
+// Prometheus counters on /metrics with the label PromLabelVNI (a decimal
+// VNI, or PromVNIOther beyond the sniffer's -max-vnis). The fleet's metrics
+// timer publishes each counter's growth to CloudWatch in SnifferNamespace
+// with the dimensions DimStack and DimVNI.
+const (
+	PromVNIRecords = "apitap_sniffer_vni_records_total"
+	PromVNIPairs   = "apitap_sniffer_vni_pairs_total"
+	PromVNIBytes   = "apitap_sniffer_vni_bytes_total"
+	PromLabelVNI   = "vni"
+	PromVNIOther   = "other"
+
+	SnifferMetricRecords = "Records"
+	SnifferMetricPairs   = "Pairs"
+	SnifferMetricBytes   = "Bytes"
+	DimVNI               = "VNI"
+)
