@@ -146,7 +146,7 @@ func (s *Stack) fleet(net network, n notifications, unit string, assets Assets) 
 			}))
 		}
 	case KafkaAuthIAM:
-		cluster, topic := cfg.mskResources()
+		cluster, topic := cfg.MSKResources()
 		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid:       jsii.String("MskConnect"),
 			Actions:   jsii.Strings("kafka-cluster:Connect", "kafka-cluster:DescribeCluster"),

@@ -17,13 +17,14 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/apitap/apitap/internal/contract"
+	"github.com/apitap/apitap/internal/stackconfig"
 )
 
 // Ports of the sniffer (README "Health and metrics").
 const (
-	VXLANPort  = 4789
-	HealthPort = 8081
-	AdminPort  = 9090
+	VXLANPort  = stackconfig.VXLANPort
+	HealthPort = stackconfig.HealthPort
+	AdminPort  = stackconfig.AdminPort
 )
 
 // TagStack is the tag on every resource of the stack and on every mirror

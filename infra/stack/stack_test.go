@@ -54,7 +54,7 @@ func config(variant string) stack.Config {
 		c.MSKClusterARN = mskARN
 		c.CreateTrail = true
 		c.NotificationEmail = "ops@example.com"
-		c.MirrorPorts = []stack.PortRange{{80, 80}, {8000, 8099}}
+		c.MirrorPorts = []stack.PortRange{{From: 80, To: 80}, {From: 8000, To: 8099}}
 		c.SessionNumber = 7
 		c.ConflictPolicy = "coexist"
 		c.ReconcileSchedule = "rate(10 minutes)"

@@ -1,8 +1,6 @@
-package stack
+package stackconfig
 
 import (
-	"fmt"
-	"reflect"
 	"strings"
 	"testing"
 )
@@ -136,71 +134,5 @@ func TestNames(t *testing.T) {
 	}
 	if len(long.Functions["instance-events"]) > 64 {
 		t.Errorf("function name %q", long.Functions["instance-events"])
-	}
-}
-
-func TestFilterRules(t *testing.T) {
-	type rule struct {
-		id, dir string
-		n       int
-		cidr    string
-		src     *PortRange
-		dst     *PortRange
-	}
-	p80, p8000 := &PortRange{80, 80}, &PortRange{8000, 8099}
-	for name, tc := range map[string]struct {
-		cfg  Config
-		want []rule
-	}{
-		"all TCP, both families": {Config{}, []rule{
-			{"MirrorFilterRuleIPv41Ingress", "ingress", 100, AnyIPv4, nil, nil},
-			{"MirrorFilterRuleIPv41Egress", "egress", 100, AnyIPv4, nil, nil},
-			{"MirrorFilterRuleIPv61Ingress", "ingress", 101, AnyIPv6, nil, nil},
-			{"MirrorFilterRuleIPv61Egress", "egress", 101, AnyIPv6, nil, nil},
-		}},
-		"IPv4 only": {Config{SkipIPv6: true}, []rule{
-			{"MirrorFilterRuleIPv41Ingress", "ingress", 100, AnyIPv4, nil, nil},
-			{"MirrorFilterRuleIPv41Egress", "egress", 100, AnyIPv4, nil, nil},
-		}},
-		"two ranges": {Config{MirrorPorts: []PortRange{*p80, *p8000}}, []rule{
-			{"MirrorFilterRuleIPv41Ingress", "ingress", 100, AnyIPv4, nil, p80},
-			{"MirrorFilterRuleIPv41Egress", "egress", 100, AnyIPv4, p80, nil},
-			{"MirrorFilterRuleIPv61Ingress", "ingress", 101, AnyIPv6, nil, p80},
-			{"MirrorFilterRuleIPv61Egress", "egress", 101, AnyIPv6, p80, nil},
-			{"MirrorFilterRuleIPv42Ingress", "ingress", 110, AnyIPv4, nil, p8000},
-			{"MirrorFilterRuleIPv42Egress", "egress", 110, AnyIPv4, p8000, nil},
-			{"MirrorFilterRuleIPv62Ingress", "ingress", 111, AnyIPv6, nil, p8000},
-			{"MirrorFilterRuleIPv62Egress", "egress", 111, AnyIPv6, p8000, nil},
-		}},
-	} {
-		var got []rule
-		for _, r := range FilterRules(tc.cfg) {
-			got = append(got, rule{r.ID, r.Direction, r.Number, r.CIDR, r.SourcePorts, r.DestinationPorts})
-		}
-		if !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("%s:\n got %+v\nwant %+v", name, got, tc.want)
-		}
-	}
-}
-
-// A rule's id fixes its direction and number whatever the ports: a change
-// of ports is an in-place modification that never makes two rules of one
-// direction share a number, even for a moment.
-func TestFilterRuleIDsFixNumbers(t *testing.T) {
-	seen := map[string]FilterRule{}
-	for _, c := range []Config{{}, {SkipIPv6: true}, {MirrorPorts: []PortRange{{443, 443}}},
-		{MirrorPorts: []PortRange{{1, 1000}, {8080, 8080}}}, {SkipIPv6: true, MirrorPorts: []PortRange{{1, 1}, {2, 2}, {3, 3}, {4, 4}, {5, 5}}}} {
-		numbers := map[string]bool{}
-		for _, r := range FilterRules(c) {
-			if prev, ok := seen[r.ID]; ok && (prev.Number != r.Number || prev.Direction != r.Direction || prev.CIDR != r.CIDR) {
-				t.Errorf("%s is %s #%d %s in one configuration and %s #%d %s in another", r.ID, prev.Direction, prev.Number, prev.CIDR, r.Direction, r.Number, r.CIDR)
-			}
-			seen[r.ID] = r
-			key := fmt.Sprint(r.Direction, r.Number)
-			if numbers[key] {
-				t.Errorf("%+v: two %s rules numbered %d", c, r.Direction, r.Number)
-			}
-			numbers[key] = true
-		}
 	}
 }

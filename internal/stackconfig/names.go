@@ -1,4 +1,4 @@
-package stack
+package stackconfig
 
 import (
 	"crypto/sha256"
