@@ -24,6 +24,9 @@ const (
 	EnvConflict      = "APITAP_CONFLICT_POLICY"  // skip (default) or coexist
 	EnvRate          = "APITAP_MUTATIONS_PER_SECOND"
 	EnvAccountID     = "APITAP_ACCOUNT_ID"
+	// EnvConfig holds the stack's whole configuration as JSON, on the
+	// preflight function only (it checks what the others need not know).
+	EnvConfig = "APITAP_CONFIG"
 	// EnvRegion is set by Lambda itself, not by the stack.
 	EnvRegion = "AWS_REGION"
 )
@@ -87,6 +90,17 @@ const (
 
 // Functions are the function keys in a fixed order.
 var Functions = []string{FnInstanceEvents, FnStackEvents, FnReconcile, FnTeardown}
+
+// The operator commands: functions invoked on demand, and local commands
+// (README "Deploying"). They read and never change anything.
+const (
+	CmdConnections = "connections"
+	CmdPreflight   = "preflight"
+	CmdStatus      = "status"
+)
+
+// Commands are the command keys in a fixed order.
+var Commands = []string{CmdConnections, CmdPreflight, CmdStatus}
 
 // SnifferNamespace holds the sniffers' custom CloudWatch metrics.
 const SnifferNamespace = "apitap/sniffer"

@@ -87,8 +87,8 @@ func ConfigFromEnv(getenv func(string) string) (orchestrator.Config, error) {
 // AWSConfig loads the SDK configuration once per container: the standard
 // retryer with more attempts (EC2 throttles per account and action) and
 // apitap's user agent, so CloudTrail shows who made the calls.
-func AWSConfig(ctx context.Context) (aws.Config, error) {
-	return config.LoadDefaultConfig(ctx,
+func AWSConfig(ctx context.Context, opts ...func(*config.LoadOptions) error) (aws.Config, error) {
+	return config.LoadDefaultConfig(ctx, append([]func(*config.LoadOptions) error{
 		config.WithAppID("apitap"),
 		config.WithRetryer(func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
@@ -96,7 +96,7 @@ func AWSConfig(ctx context.Context) (aws.Config, error) {
 				o.MaxBackoff = 20 * time.Second
 			})
 		}),
-	)
+	}, opts...)...)
 }
 
 // NewClients builds the orchestrator's clients from one configuration.
