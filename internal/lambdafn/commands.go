@@ -72,7 +72,17 @@ func (e CommandEnv) Scope() opsview.Scope {
 type CommandFunc func(ctx context.Context, env CommandEnv) (View, error)
 
 // Command is the whole main of an operator command.
-func Command(name string, run CommandFunc) {
+func Command(name string, run CommandFunc) { CommandWith(name, CommandOptions{}, run) }
+
+// CommandOptions change how a command reads its configuration.
+type CommandOptions struct {
+	// InvalidConfig lets the command run on a cdk.json that does not
+	// validate (preflight reports the errors as a check).
+	InvalidConfig bool
+}
+
+// CommandWith is Command with options.
+func CommandWith(name string, opts CommandOptions, run CommandFunc) {
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if os.Getenv("AWS_LAMBDA_RUNTIME_API") != "" {
 		lambda.Start(func(ctx context.Context, _ json.RawMessage) (View, error) {
@@ -91,7 +101,7 @@ func Command(name string, run CommandFunc) {
 	fs.Parse(os.Args[1:])
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	env, err := LocalEnv(ctx, *ctxFile, log)
+	env, err := LocalEnv(ctx, *ctxFile, opts.InvalidConfig, log)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 		os.Exit(2)
@@ -147,9 +157,9 @@ func lambdaEnv(ctx context.Context, log *slog.Logger) (CommandEnv, error) {
 // configuration from the cdk.json at path, the user's credentials, and
 // the deployed stack's mirror target and filter from its outputs when it
 // is deployed.
-func LocalEnv(ctx context.Context, path string, log *slog.Logger) (CommandEnv, error) {
+func LocalEnv(ctx context.Context, path string, invalidOK bool, log *slog.Logger) (CommandEnv, error) {
 	sc, err := ReadCDKContext(path)
-	if err != nil {
+	if err != nil && !(invalidOK && errors.As(err, new(*stackconfig.InvalidError))) {
 		return CommandEnv{}, err
 	}
 	awsCfg, err := AWSConfig(ctx, config.WithRegion(sc.Region))
@@ -171,7 +181,9 @@ func LocalEnv(ctx context.Context, path string, log *slog.Logger) (CommandEnv, e
 	return env, nil
 }
 
-// ReadCDKContext reads and validates the apitap:* keys of a cdk.json.
+// ReadCDKContext reads and validates the apitap:* keys of a cdk.json. A
+// configuration that reads but does not validate comes with a
+// *stackconfig.InvalidError.
 func ReadCDKContext(path string) (stackconfig.Config, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {

@@ -447,10 +447,20 @@ func (c Config) Validate() error {
 		bad("logRetentionDays", "%d is not one of CloudWatch Logs' retention periods %v", c.LogRetentionDays, days)
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("invalid apitap configuration (CDK context, see README \"Deploying\"):\n%w", err)
+		return &InvalidError{Err: err}
 	}
 	return nil
 }
+
+// InvalidError is a configuration that does not validate: Err joins one
+// error per setting.
+type InvalidError struct{ Err error }
+
+func (e *InvalidError) Error() string {
+	return "invalid apitap configuration (CDK context, see README \"Deploying\"):\n" + e.Err.Error()
+}
+
+func (e *InvalidError) Unwrap() error { return e.Err }
 
 func validPort(s string) bool {
 	n, err := strconv.Atoi(s)
