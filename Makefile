@@ -13,7 +13,7 @@ FUZZ_TARGETS := \
 
 .PHONY: help build build-sniffer-arm64 build-functions demo test deps unit fuzz e2e scenario moto bench vet clean invoke sim infra-deps synth policy infra-test
 
-FUNCTIONS := instance-events stack-events reconcile teardown
+FUNCTIONS := instance-events stack-events reconcile teardown connections preflight status
 FN ?= instance-events
 EVENT ?= events/ec2-state-running.json
 SEED ?= 1

@@ -103,8 +103,10 @@ func (s *Stack) events(fns functions, m mirror, n notifications) {
 	// Its properties reference the target and filter (a dependency
 	// already); its log group must outlive it too.
 	cr.Node().AddDependency(teardown.logs)
-	for _, key := range []string{"instance-events", "stack-events", "reconcile"} {
-		fns[key].fn.Node().AddDependency(cr)
+	for key, f := range fns {
+		if key != "teardown" {
+			f.fn.Node().AddDependency(cr)
+		}
 	}
 
 	for _, r := range Rules {

@@ -1,7 +1,9 @@
 package stack
 
 import (
+	"encoding/json"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -24,9 +26,12 @@ type FunctionSpec struct {
 	Timeout     int // seconds
 	// Creates is whether it creates sessions (the teardown only deletes).
 	Creates bool
+	// Command is an operator command: invoked on demand, reads only.
+	Command bool
 }
 
-// FunctionSpecs are the four functions (README "The orchestrator").
+// FunctionSpecs are the orchestrator's four functions (README "The
+// orchestrator") and the three operator commands (README "Deploying").
 var FunctionSpecs = []FunctionSpec{
 	{Key: "instance-events", ID: "InstanceEvents", Timeout: 120, Creates: true,
 		Description: "apitap: mirror or unmirror an instance or target on EC2, Auto Scaling and target registration events"},
@@ -36,6 +41,12 @@ var FunctionSpecs = []FunctionSpec{
 		Description: "apitap: scheduled full reconcile of the stack's mirror sessions"},
 	{Key: "teardown", ID: "Teardown", Timeout: TeardownTimeoutS,
 		Description: "apitap: custom resource deleting the stack's mirror sessions before the mirror target"},
+	{Key: contract.CmdConnections, ID: "Connections", Timeout: 300, Command: true,
+		Description: "apitap: on demand, every load balancer of the region and what can be mirrored"},
+	{Key: contract.CmdPreflight, ID: "Preflight", Timeout: 300, Command: true,
+		Description: "apitap: on demand, the account checks of the first deploy"},
+	{Key: contract.CmdStatus, ID: "Status", Timeout: 300, Command: true,
+		Description: "apitap: on demand, sessions, last reconcile and traffic per selected load balancer"},
 }
 
 const (
@@ -88,7 +99,16 @@ func (s *Stack) functions(m mirror, n notifications, assets Assets) functions {
 			Path:        jsii.String(s.Names.RolePath),
 			Description: jsii.String("apitap function " + name),
 		})
-		s.grantFunction(role, logs, m, spec)
+		fnEnv := env
+		if spec.Command {
+			s.grantCommand(role, logs, spec)
+		} else {
+			s.grantFunction(role, logs, m, spec)
+		}
+		if spec.Key == contract.CmdPreflight {
+			fnEnv = maps.Clone(env)
+			fnEnv[contract.EnvConfig] = jsii.String(configJSON(cfg))
+		}
 		props := &awslambda.FunctionProps{
 			FunctionName:  jsii.String(name),
 			Description:   jsii.String(spec.Description),
@@ -100,10 +120,14 @@ func (s *Stack) functions(m mirror, n notifications, assets Assets) functions {
 			LogGroup:      logs,
 			Timeout:       awscdk.Duration_Seconds(jsii.Number(float64(spec.Timeout))),
 			MemorySize:    jsii.Number(FunctionMemoryMB),
-			Environment:   &env,
+			Environment:   &fnEnv,
 			OnFailure:     awslambdadestinations.NewSqsDestination(n.failed),
 			RetryAttempts: jsii.Number(AsyncRetries),
 			MaxEventAge:   awscdk.Duration_Hours(jsii.Number(MaxEventAgeHours)),
+		}
+		if spec.Command {
+			// Invoked synchronously by a person: no retries, no queue.
+			props.OnFailure, props.RetryAttempts, props.MaxEventAge = nil, jsii.Number(0), nil
 		}
 		// No reserved concurrency by default: it comes out of the account's
 		// unreserved pool, which Lambda keeps at 100 at least, and new
@@ -161,6 +185,38 @@ func (s *Stack) grantFunction(role awsiam.Role, logs awslogs.LogGroup, m mirror,
 	}
 	add("DeleteOwnSessions", []string{"ec2:DeleteTrafficMirrorSession"}, []string{arn("traffic-mirror-session/*")},
 		map[string]any{"StringEquals": map[string]any{"aws:ResourceTag/" + TagStack: cfg.StackName}})
+}
+
+// grantCommand gives an operator command read access: the orchestrator's
+// describes, CloudWatch metrics for status, and what preflight checks.
+func (s *Stack) grantCommand(role awsiam.Role, logs awslogs.LogGroup, spec FunctionSpec) {
+	cfg := s.Config
+	add := func(sid string, actions []string, resources []string) {
+		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{Sid: jsii.String(sid), Actions: jsii.Strings(actions...), Resources: jsii.Strings(resources...)}))
+	}
+	add("WriteLogs", []string{"logs:CreateLogStream", "logs:PutLogEvents"}, []string{*logs.LogGroupArn()})
+	add("DescribeMirrorSources", []string{"ec2:DescribeInstances", "ec2:DescribeNetworkInterfaces", "ec2:DescribeTrafficMirrorSessions",
+		"ec2:DescribeTrafficMirrorTargets"}, []string{"*"})
+	add("DescribeLoadBalancers", []string{"elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeTargetGroups",
+		"elasticloadbalancing:DescribeTargetHealth", "elasticloadbalancing:DescribeTags"}, []string{"*"})
+	switch spec.Key {
+	case contract.CmdStatus:
+		add("ReadMetrics", []string{"cloudwatch:GetMetricData"}, []string{"*"})
+	case contract.CmdPreflight:
+		add("DescribeNetwork", []string{"ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeInstanceTypeOfferings"}, []string{"*"})
+		add("ReadAutoScalingRole", []string{"iam:GetRole"}, []string{fmt.Sprintf("arn:%s:iam::%s:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling", cfg.Partition(), cfg.Account)})
+		add("ReadAccountSettings", []string{"lambda:GetAccountSettings", "cloudtrail:DescribeTrails", "cloudtrail:GetTrailStatus",
+			"cloudtrail:GetEventSelectors", "servicequotas:ListServiceQuotas"}, []string{"*"})
+	}
+}
+
+// configJSON is the whole configuration for the preflight function.
+func configJSON(c Config) string {
+	b, err := json.Marshal(c)
+	if err != nil {
+		panic(err) // a Config of strings, numbers and maps always marshals
+	}
+	return string(b)
 }
 
 func joinTags(tags map[string]string) string {

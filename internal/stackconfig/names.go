@@ -37,8 +37,9 @@ type Names struct {
 	FunctionNamespace string // the functions' EMF metrics
 }
 
-// FunctionKeys are the Lambda functions, named as under functions/.
-var FunctionKeys = contract.Functions
+// FunctionKeys are the Lambda functions, named as under functions/: the
+// orchestrator's and the operator commands.
+var FunctionKeys = append(append([]string(nil), contract.Functions...), contract.Commands...)
 
 // NamesFor derives every physical name from the configuration.
 func NamesFor(c Config) Names {
