@@ -1,19 +1,34 @@
 // Package awssim is a simulated AWS account served over HTTP, for tests and
-// local runs of apitap's control plane. The real aws-sdk-go-v2 clients for
-// EC2, ELBv2 (elasticloadbalancingv2), Classic ELB (elasticloadbalancing)
-// and CloudFormation reach it through an endpoint override, so their
-// serializers, paginators and retryer are exercised instead of being
-// replaced by Go fakes.
+// local runs of apitap's control plane and operator commands. The real
+// aws-sdk-go-v2 clients reach it through an endpoint override (Config), so
+// their serializers, paginators and retryer are exercised instead of being
+// replaced by Go fakes. Each service speaks the protocol its SDK client
+// speaks at the version in go.mod:
 //
-// All four services speak the AWS Query protocol: a form-encoded POST with
-// Action and Version. A request is routed to its service by a path prefix
-// (/ec2, /elbv2, /elb, /cloudformation; see Endpoint) or else by its Version
-// field, which differs per service (ELB and ELBv2 share a signing name, so
-// the SigV4 scope cannot tell them apart). Signatures are not verified.
+//	service         protocol      routed by                          actions
+//	ec2             EC2 Query     path /ec2 or Version 2016-11-15    instances, ENIs, mirror sessions/targets/filters, tags,
+//	                                                                 VPCs, subnets, zones, instance type offerings
+//	elbv2           Query         path /elbv2 or Version 2015-12-01  load balancers, target groups, target health
+//	elb             Query         path /elb or Version 2012-06-01    Classic load balancers
+//	cloudformation  Query         path /cloudformation or Version    DescribeStacks, DescribeStackEvents
+//	autoscaling     Query         Version 2011-01-01                 DescribeAutoScalingGroups
+//	iam             Query         Version 2010-05-08                 GetRole
+//	sts             Query         Version 2011-06-15                 GetCallerIdentity
+//	cloudtrail      awsJson1_1    X-Amz-Target CloudTrail_20131101   DescribeTrails, GetTrailStatus, GetEventSelectors
+//	servicequotas   awsJson1_1    X-Amz-Target ServiceQuotasV20190624 GetServiceQuota
+//	lambda          restJson1     GET /2016-08-19/account-settings   GetAccountSettings
+//	monitoring      RPCv2 CBOR    /service/GraniteServiceVersion20100801/operation/<Action>
+//	                                                                 PutMetricData, GetMetricData (CloudWatch)
+//
+// ELB and ELBv2 share a signing name, so the SigV4 scope cannot tell them
+// apart; the Query services are told apart by path prefix or Version.
+// Signatures are not verified. Call counts (Calls) are keyed by the
+// service names above.
 //
 // The account keeps state (VPCs, instances, ENIs, load balancers, target
 // groups and targets, Classic load balancers, traffic mirror targets,
-// filters and sessions, CloudFormation stacks) and enforces AWS's rules on
+// filters and sessions, CloudFormation stacks, subnets and offerings, IAM
+// roles, trails, metrics, quotas) and enforces AWS's rules on
 // mirror sessions; see CreateTrafficMirrorSession in ec2.go for the error
 // codes. Tests build the world from Go (AddVPC, AddInstance, ...), inject
 // faults at run time (SetFaults), and read back what was sent (Calls,
@@ -134,6 +149,9 @@ type Options struct {
 	// StackTagKey is the tag whose value names the owning stack, used to
 	// detect duplicate sessions (Stats). Default contract.TagStack.
 	StackTagKey string
+	// Zones are the region's availability zones (DescribeAvailabilityZones,
+	// subnets, instance type offerings). Default: Region + "a", "b", "c".
+	Zones []string
 	// Logger receives one debug line per request. Default: discard.
 	Logger *slog.Logger
 
@@ -183,7 +201,9 @@ var FilterModes = []FilterMode{FiltersApply, FiltersIgnore, FiltersReject}
 // account's seeded generator.
 type Faults struct {
 	// ThrottleRate fails requests with EC2's RequestLimitExceeded (HTTP
-	// 503) or ELB's and CloudFormation's Throttling (HTTP 400).
+	// 503), the Query services' and CloudWatch's Throttling (HTTP 400),
+	// CloudTrail's ThrottlingException, Service Quotas'
+	// TooManyRequestsException or Lambda's TooManyRequestsException (429).
 	ThrottleRate float64
 	// ServerErrorRate fails requests with HTTP 500 InternalError or 503
 	// Unavailable/ServiceUnavailable, alternately.
@@ -208,8 +228,10 @@ type Faults struct {
 	Actions []string
 	// Denied actions are refused as IAM refuses a caller without the
 	// permission: UnauthorizedOperation (HTTP 403) from EC2, AccessDenied
-	// from the other services (EC2 API error codes, common client errors;
-	// Elastic Load Balancing common errors).
+	// from the other Query services and CloudWatch (EC2 API error codes,
+	// common client errors; Elastic Load Balancing common errors),
+	// AccessDeniedException from the JSON services (their API references'
+	// common errors).
 	Denied []string
 }
 
@@ -253,6 +275,9 @@ func New(opts Options) *Account {
 	}
 	if opts.StackTagKey == "" {
 		opts.StackTagKey = contract.TagStack
+	}
+	if len(opts.Zones) == 0 {
+		opts.Zones = []string{opts.Region + "a", opts.Region + "b", opts.Region + "c"}
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -407,7 +432,8 @@ func (a *Account) SetUnsupportedInstanceTypes(types ...string) {
 type CallCounts struct {
 	Total int
 	// ByAction is keyed "service:Action", e.g. "ec2:DescribeInstances";
-	// service is ec2, elbv2, elb or cloudformation.
+	// service is one of the names in the package doc (CloudWatch is
+	// "monitoring").
 	ByAction map[string]int
 }
 

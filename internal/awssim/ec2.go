@@ -26,6 +26,10 @@ var ec2Service = service{
 		"CreateTags":                    createTags,
 		"DeleteTags":                    deleteTags,
 		"DescribeTags":                  describeTags,
+		"DescribeVpcs":                  describeVpcs,
+		"DescribeSubnets":               describeSubnets,
+		"DescribeAvailabilityZones":     describeAvailabilityZones,
+		"DescribeInstanceTypeOfferings": describeInstanceTypeOfferings,
 	},
 	mutating: map[string]bool{
 		"CreateTrafficMirrorSession": true,
@@ -683,7 +687,12 @@ func (s *state) taggable(id string) (tags map[string]string, resourceType string
 		if v, ok := s.vpcs.get(id); ok {
 			return v.tags, "vpc", nil
 		}
-		return nil, "", badRequest("InvalidVpcID.NotFound", "The vpc ID '%s' does not exist", id)
+		return nil, "", badRequest(CodeVpcNotFound, "The vpc ID '%s' does not exist", id)
+	case "subnet":
+		if x, ok := s.subnets.get(id); ok {
+			return x.tags, "subnet", nil
+		}
+		return nil, "", badRequest(CodeSubnetNotFound, "The subnet ID '%s' does not exist", id)
 	}
 	return nil, "", badRequest(CodeInvalidID, "The ID '%s' is not valid", id)
 }
@@ -800,4 +809,335 @@ func describeTags(s *state, form url.Values) (any, error) {
 		out.Tags = append(out.Tags, byKey[k])
 	}
 	return out, nil
+}
+
+// ---- VPCs, subnets, zones and instance type offerings ----
+//
+// What the operator commands read about the network (preflight, status):
+// which VPCs and subnets exist, the zones of the region, and which
+// instance types each zone offers.
+
+type subnet struct {
+	id, vpc, zone, cidr string
+	tags                map[string]string
+}
+
+type xVpc struct {
+	ID              string `xml:"vpcId"`
+	OwnerID         string `xml:"ownerId"`
+	State           string `xml:"state"`
+	CIDR            string `xml:"cidrBlock"`
+	DhcpOptionsID   string `xml:"dhcpOptionsId"`
+	InstanceTenancy string `xml:"instanceTenancy"`
+	IsDefault       bool   `xml:"isDefault"`
+	Tags            []xTag `xml:"tagSet>item"`
+}
+
+type describeVpcsOut struct {
+	ec2Meta
+	Vpcs      []xVpc `xml:"vpcSet>item"`
+	NextToken string `xml:"nextToken,omitempty"`
+}
+
+type xSubnet struct {
+	ID                  string `xml:"subnetId"`
+	ARN                 string `xml:"subnetArn"`
+	State               string `xml:"state"`
+	VpcID               string `xml:"vpcId"`
+	OwnerID             string `xml:"ownerId"`
+	CIDR                string `xml:"cidrBlock"`
+	AvailableIPs        int    `xml:"availableIpAddressCount"`
+	AZ                  string `xml:"availabilityZone"`
+	AZID                string `xml:"availabilityZoneId"`
+	DefaultForAz        bool   `xml:"defaultForAz"`
+	MapPublicIPOnLaunch bool   `xml:"mapPublicIpOnLaunch"`
+	Tags                []xTag `xml:"tagSet>item"`
+}
+
+type describeSubnetsOut struct {
+	ec2Meta
+	Subnets   []xSubnet `xml:"subnetSet>item"`
+	NextToken string    `xml:"nextToken,omitempty"`
+}
+
+type xZone struct {
+	Name        string `xml:"zoneName"`
+	ID          string `xml:"zoneId"`
+	State       string `xml:"zoneState"`
+	Region      string `xml:"regionName"`
+	Type        string `xml:"zoneType"`
+	OptIn       string `xml:"optInStatus"`
+	GroupName   string `xml:"groupName"`
+	NetworkBord string `xml:"networkBorderGroup"`
+}
+
+type describeZonesOut struct {
+	ec2Meta
+	Zones []xZone `xml:"availabilityZoneInfo>item"`
+}
+
+type xOffering struct {
+	InstanceType string `xml:"instanceType"`
+	LocationType string `xml:"locationType"`
+	Location     string `xml:"location"`
+}
+
+type describeOfferingsOut struct {
+	ec2Meta
+	Offerings []xOffering `xml:"instanceTypeOfferingSet>item"`
+	NextToken string      `xml:"nextToken,omitempty"`
+}
+
+func (s *state) vpcCIDR(v *vpc) string { return fmt.Sprintf("10.%d.0.0/16", v.n%256) }
+
+// zoneID is the account's id for a zone: "<region letters and number>-az<n>"
+// (us-east-1a is use1-az1). AWS maps zone names to ids per account and
+// documents no rule; this one is our own.
+func zoneID(zone string) string {
+	region := strings.TrimRight(zone, "abcdefghijklmnopqrstuvwxyz")
+	letter := strings.TrimPrefix(zone, region)
+	abbr := ""
+	for i, part := range strings.Split(region, "-") {
+		switch {
+		case i == 0:
+			abbr += part
+		case part != "" && part[0] >= '0' && part[0] <= '9':
+			abbr += part
+		case part != "":
+			abbr += part[:1]
+		}
+	}
+	if letter == "" {
+		return abbr
+	}
+	return fmt.Sprintf("%s-az%d", abbr, int(letter[0]-'a')+1)
+}
+
+// https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeVpcs.html
+// (filters cidr, state, vpc-id, tag:<key>, tag-key; an unknown id is
+// InvalidVpcID.NotFound, EC2 API error codes).
+var vpcFilters = filterSet[*vpc]{
+	"vpc-id":     func(v *vpc) []string { return []string{v.id} },
+	"state":      func(v *vpc) []string { return []string{"available"} },
+	"is-default": func(v *vpc) []string { return []string{"false"} },
+}
+
+func describeVpcs(s *state, form url.Values) (any, error) {
+	ids := list(form, "VpcId")
+	max, cursor, err := pageParams(form, ids, false)
+	if err != nil {
+		return nil, err
+	}
+	fs := maps.Clone(vpcFilters)
+	fs["cidr"] = func(v *vpc) []string { return []string{s.vpcCIDR(v)} }
+	fs["cidr-block-association.cidr-block"] = fs["cidr"]
+	match, err := fs.compile(parseFilters(form), func(v *vpc) map[string]string { return v.tags }, s.filterRules(true))
+	if err != nil {
+		return nil, err
+	}
+	keys := s.vpcs.from(cursor)
+	if len(ids) > 0 {
+		for _, id := range ids {
+			if _, ok := s.vpcs.get(id); !ok {
+				return nil, badRequest(CodeVpcNotFound, "The vpc ID '%s' does not exist", id)
+			}
+		}
+		keys = afterCursor(ids, cursor)
+	}
+	kept, next := page(keys, max, func(id string) bool {
+		v, _ := s.vpcs.get(id)
+		return match(v)
+	})
+	out := &describeVpcsOut{Vpcs: []xVpc{}, NextToken: encodeToken(next)}
+	for _, id := range kept {
+		v, _ := s.vpcs.get(id)
+		out.Vpcs = append(out.Vpcs, xVpc{
+			ID: v.id, OwnerID: s.a.opts.AccountID, State: "available", CIDR: s.vpcCIDR(v),
+			DhcpOptionsID: "dopt-00000000000000001", InstanceTenancy: "default", Tags: xTags(v.tags),
+		})
+	}
+	return out, nil
+}
+
+// https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeSubnets.html
+// (filters availability-zone, availability-zone-id, cidr-block, state,
+// subnet-id, vpc-id, tag:<key>, tag-key; an unknown id is
+// InvalidSubnetID.NotFound, EC2 API error codes).
+var subnetFilters = filterSet[*subnet]{
+	"subnet-id":            func(x *subnet) []string { return []string{x.id} },
+	"vpc-id":               func(x *subnet) []string { return []string{x.vpc} },
+	"availability-zone":    func(x *subnet) []string { return []string{x.zone} },
+	"availability-zone-id": func(x *subnet) []string { return []string{zoneID(x.zone)} },
+	"cidr-block":           func(x *subnet) []string { return []string{x.cidr} },
+	"state":                func(x *subnet) []string { return []string{"available"} },
+	"default-for-az":       func(x *subnet) []string { return []string{"false"} },
+}
+
+func describeSubnets(s *state, form url.Values) (any, error) {
+	ids := list(form, "SubnetId")
+	max, cursor, err := pageParams(form, ids, false)
+	if err != nil {
+		return nil, err
+	}
+	match, err := subnetFilters.compile(parseFilters(form), func(x *subnet) map[string]string { return x.tags }, s.filterRules(true))
+	if err != nil {
+		return nil, err
+	}
+	keys := s.subnets.from(cursor)
+	if len(ids) > 0 {
+		for _, id := range ids {
+			if _, ok := s.subnets.get(id); !ok {
+				return nil, badRequest(CodeSubnetNotFound, "The subnet ID '%s' does not exist", id)
+			}
+		}
+		keys = afterCursor(ids, cursor)
+	}
+	kept, next := page(keys, max, func(id string) bool {
+		x, _ := s.subnets.get(id)
+		return match(x)
+	})
+	out := &describeSubnetsOut{Subnets: []xSubnet{}, NextToken: encodeToken(next)}
+	for _, id := range kept {
+		x, _ := s.subnets.get(id)
+		out.Subnets = append(out.Subnets, xSubnet{
+			ID: x.id, ARN: fmt.Sprintf("arn:aws:ec2:%s:%s:subnet/%s", s.a.opts.Region, s.a.opts.AccountID, x.id),
+			State: "available", VpcID: x.vpc, OwnerID: s.a.opts.AccountID, CIDR: x.cidr,
+			AvailableIPs: 251, AZ: x.zone, AZID: zoneID(x.zone), Tags: xTags(x.tags),
+		})
+	}
+	return out, nil
+}
+
+// https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeAvailabilityZones.html
+// Every zone of the account (Options.Zones) is available and needs no
+// opt-in; ZoneName.N and ZoneId.N narrow the answer, and a name the region
+// does not have is InvalidParameterValue (AWS documents no code for it;
+// that is what it answers). Filters are not modelled.
+func describeAvailabilityZones(s *state, form url.Values) (any, error) {
+	names, ids := list(form, "ZoneName"), list(form, "ZoneId")
+	out := &describeZonesOut{Zones: []xZone{}}
+	for _, n := range names {
+		if !slices.Contains(s.a.opts.Zones, n) {
+			return nil, badRequest(CodeInvalidParameterValue, "The zone '%s' does not exist in the region.", n)
+		}
+	}
+	for _, z := range s.a.opts.Zones {
+		if (len(names) > 0 || len(ids) > 0) && !slices.Contains(names, z) && !slices.Contains(ids, zoneID(z)) {
+			continue
+		}
+		out.Zones = append(out.Zones, xZone{
+			Name: z, ID: zoneID(z), State: "available", Region: s.a.opts.Region, Type: "availability-zone",
+			OptIn: "opt-in-not-required", GroupName: s.a.opts.Region, NetworkBord: s.a.opts.Region,
+		})
+	}
+	return out, nil
+}
+
+// https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeInstanceTypeOfferings.html
+// LocationType is region (the default), availability-zone or
+// availability-zone-id; filters location and instance-type; MaxResults
+// 5–1000 with NextToken. An offering in the region is a type some zone
+// offers.
+var offeringFilters = filterSet[xOffering]{
+	"location":      func(o xOffering) []string { return []string{o.Location} },
+	"instance-type": func(o xOffering) []string { return []string{o.InstanceType} },
+}
+
+func describeInstanceTypeOfferings(s *state, form url.Values) (any, error) {
+	max, cursor, err := pageParams(form, nil, false)
+	if err != nil {
+		return nil, err
+	}
+	lt := form.Get("LocationType")
+	if lt == "" {
+		lt = "region"
+	}
+	match, err := offeringFilters.compile(parseFilters(form), nil, s.filterRules(false))
+	if err != nil {
+		return nil, err
+	}
+	var all []xOffering
+	switch lt {
+	case "region":
+		seen := map[string]bool{}
+		for _, types := range s.offerings {
+			for _, t := range types {
+				if !seen[t] {
+					seen[t] = true
+					all = append(all, xOffering{InstanceType: t, LocationType: lt, Location: s.a.opts.Region})
+				}
+			}
+		}
+	case "availability-zone", "availability-zone-id":
+		for zone, types := range s.offerings {
+			loc := zone
+			if lt == "availability-zone-id" {
+				loc = zoneID(zone)
+			}
+			for _, t := range types {
+				all = append(all, xOffering{InstanceType: t, LocationType: lt, Location: loc})
+			}
+		}
+	default:
+		return nil, badRequest(CodeInvalidParameterValue, "Value (%s) for parameter locationType is invalid. Valid values: region, availability-zone, availability-zone-id, outpost.", lt)
+	}
+	// The cursor is "<location> <type>".
+	byKey := map[string]xOffering{}
+	keys := make([]string, 0, len(all))
+	for _, o := range all {
+		k := o.Location + " " + o.InstanceType
+		byKey[k] = o
+		keys = append(keys, k)
+	}
+	kept, next := page(afterCursor(keys, cursor), max, func(k string) bool { return match(byKey[k]) })
+	out := &describeOfferingsOut{Offerings: []xOffering{}, NextToken: encodeToken(next)}
+	for _, k := range kept {
+		out.Offerings = append(out.Offerings, byKey[k])
+	}
+	return out, nil
+}
+
+// AddSubnet makes a subnet of a VPC in a zone (one of Options.Zones), with
+// the next free /24 of the VPC's 10.n.0.0/16, and returns its id.
+func (a *Account) AddSubnet(vpcID, zone string) (string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	v, ok := a.st.vpcs.get(vpcID)
+	if !ok {
+		return "", fmt.Errorf("awssim: no VPC %s", vpcID)
+	}
+	if !slices.Contains(a.opts.Zones, zone) {
+		return "", fmt.Errorf("awssim: zone %s is not one of the account's zones %v", zone, a.opts.Zones)
+	}
+	n := 0
+	for _, x := range a.st.subnets.values() {
+		if x.vpc == vpcID {
+			n++
+		}
+	}
+	// Third octets from 200 up stay clear of allocIP's addresses, which
+	// grow from 10.n.0.10.
+	x := &subnet{id: a.st.newID("subnet"), vpc: vpcID, zone: zone, cidr: fmt.Sprintf("10.%d.%d.0/24", v.n%256, 200+n%56), tags: map[string]string{}}
+	a.st.subnets.put(x.id, x)
+	return x.id, nil
+}
+
+// Zones returns the account's availability zones (Options.Zones).
+func (a *Account) Zones() []string { return slices.Clone(a.opts.Zones) }
+
+// SetInstanceTypeOfferings sets the instance types a zone offers
+// (DescribeInstanceTypeOfferings); no types removes the zone's offerings.
+// A new account offers nothing anywhere.
+func (a *Account) SetInstanceTypeOfferings(zone string, instanceTypes ...string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !slices.Contains(a.opts.Zones, zone) {
+		return fmt.Errorf("awssim: zone %s is not one of the account's zones %v", zone, a.opts.Zones)
+	}
+	if len(instanceTypes) == 0 {
+		delete(a.st.offerings, zone)
+		return nil
+	}
+	a.st.offerings[zone] = slices.Compact(slices.Sorted(slices.Values(instanceTypes)))
+	return nil
 }

@@ -24,6 +24,9 @@ const (
 	// CodeENINotFound, CodeInstanceNotFound: unknown ENI or instance. AWS.
 	CodeENINotFound      = "InvalidNetworkInterfaceID.NotFound"
 	CodeInstanceNotFound = "InvalidInstanceID.NotFound"
+	// CodeVpcNotFound, CodeSubnetNotFound: unknown VPC or subnet. AWS.
+	CodeVpcNotFound    = "InvalidVpcID.NotFound"
+	CodeSubnetNotFound = "InvalidSubnetID.NotFound"
 	// CodeNetworkInterfaceNotSupported: a source ENI Traffic Mirroring
 	// cannot use (its instance type, or an ENI that is not of type
 	// "interface"): "The network interface is not supported for Traffic

@@ -155,10 +155,20 @@ type state struct {
 	classics ordered[*classicLB]   // by name
 	stacks   ordered[*stack]       // by name
 	asgs     map[string]*autoScalingGroup
+
+	subnets   ordered[*subnet]
+	offerings map[string][]string // zone -> instance types, sorted
+
+	caller  callerIdentity
+	roles   map[string]*role // by name
+	lambda  LambdaSettings
+	trails  ordered[*trail] // by name
+	metrics metricStore
+	quotas  map[quotaKey]Quota
 }
 
 func newState(a *Account) *state {
-	return &state{
+	s := &state{
 		a:             a,
 		seq:           map[string]int{},
 		vpcs:          newOrdered[*vpc](),
@@ -175,7 +185,18 @@ func newState(a *Account) *state {
 		classics:      newOrdered[*classicLB](),
 		asgs:          map[string]*autoScalingGroup{},
 		stacks:        newOrdered[*stack](),
+		subnets:       newOrdered[*subnet](),
+		offerings:     map[string][]string{},
+		roles:         map[string]*role{},
+		lambda:        DefaultLambdaSettings,
+		trails:        newOrdered[*trail](),
+		quotas:        map[quotaKey]Quota{},
+		caller:        defaultCaller(a.opts.AccountID),
 	}
+	for _, q := range defaultQuotas(a.opts.MaxSessions) {
+		s.quotas[quotaKey{q.ServiceCode, q.QuotaCode}] = q
+	}
+	return s
 }
 
 func (s *state) now() time.Time { return s.a.clock.Now().UTC() }

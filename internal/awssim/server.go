@@ -2,53 +2,129 @@ package awssim
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/xml"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/aws/smithy-go/encoding/cbor"
 )
 
-// handler answers one action with the state locked. It returns the body of
-// the response (a pointer to an XML struct, or nil for an empty result).
+// handler answers one Query-protocol action with the state locked. It
+// returns the body of the response (a pointer to an XML struct, or nil for
+// an empty result).
 type handler func(s *state, form url.Values) (any, error)
 
+// bodyHandler answers one action of a JSON or CBOR service with the state
+// locked: it decodes the raw request body itself and returns a value for
+// encoding/json (JSON protocols) or a cbor.Value (RPCv2 CBOR); nil is an
+// empty result.
+type bodyHandler func(s *state, body []byte) (any, error)
+
+// protocol is the wire protocol of a service, as its SDK client at the
+// version in go.mod speaks it (the client's Protocol option or
+// serializers.go).
+type protocol int
+
+const (
+	// protoQuery: a form-encoded POST with Action and Version, answered in
+	// XML (EC2's own shapes when service.ec2 is set).
+	protoQuery protocol = iota
+	// protoJSON: awsJson1_1, a POST whose X-Amz-Target header is
+	// "<target>.<Action>", JSON both ways.
+	protoJSON
+	// protoRESTJSON: restJson1, the action in the method and path.
+	protoRESTJSON
+	// protoCBOR: Smithy RPCv2 CBOR, a POST to
+	// /service/<target>/operation/<Action>, CBOR both ways.
+	protoCBOR
+)
+
 type service struct {
-	name    string // "ec2", "elbv2", "elb", "cloudformation", "autoscaling"
-	version string // the Version every request of this service carries
+	name    string // "ec2", "elbv2", "elb", "cloudformation", "autoscaling", "iam", "sts", "cloudtrail", ...
+	version string // the Version every Query request of this service carries
 	xmlns   string
 	ec2     bool // EC2's response and error shapes instead of the Query ones
-	actions map[string]handler
+
+	protocol protocol
+	// target is the X-Amz-Target prefix (protoJSON) or the service shape
+	// name in the path (protoCBOR).
+	target string
+	// routes map "METHOD /path" to an action (protoRESTJSON).
+	routes map[string]string
+
+	actions     map[string]handler     // protoQuery
+	bodyActions map[string]bodyHandler // the other protocols
 	// mutating actions are logged in Stats.Mutations and may lose their
 	// response (Faults.LostResponseRate).
 	mutating map[string]bool
+
+	// throttle and denied are this service's answers to the injected
+	// faults; nil means the Query services' Throttling (HTTP 400) and
+	// AccessDenied (HTTP 403).
+	throttle, denied *apiError
+	// errorShapes maps an error code to the shape id ("namespace#Name")
+	// the CBOR protocol puts in __type (AWS Query-compatible services such as CloudWatch
+	// keep the Query code in the X-Amzn-Query-Error header).
+	errorShapes map[string]string
 }
 
-var services = []*service{&ec2Service, &elbv2Service, &elbService, &cfnService, &autoscalingService}
-
-func serviceFor(r *http.Request, form url.Values) *service {
-	first, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
-	for _, s := range services {
-		if first == s.name {
-			return s
-		}
-	}
-	v := form.Get("Version")
-	for _, s := range services {
-		if v == s.version {
-			return s
-		}
-	}
-	return nil
+var services = []*service{
+	&ec2Service, &elbv2Service, &elbService, &cfnService, &autoscalingService,
+	&iamService, &stsService, &cloudtrailService, &servicequotasService, &lambdaService, &cloudwatchService,
 }
 
-func (a *Account) serveHTTP(w http.ResponseWriter, r *http.Request) {
+// request is one HTTP request, routed to its service and action.
+type request struct {
+	svc    *service
+	action string
+	form   url.Values // protoQuery
+	body   []byte     // the other protocols
+}
+
+// route finds the service and action of a request: by X-Amz-Target
+// (awsJson), by the RPCv2 path, by a REST route, or else (Query) by a path
+// prefix naming the service or by the Version field.
+func route(r *http.Request) (*request, error) {
+	if target := r.Header.Get("X-Amz-Target"); target != "" {
+		prefix, action, _ := strings.Cut(target, ".")
+		for _, s := range services {
+			if s.protocol == protoJSON && s.target == prefix {
+				body, err := readBody(r)
+				return &request{svc: s, action: action, body: body}, err
+			}
+		}
+		return nil, fmt.Errorf("unknown X-Amz-Target %q", target)
+	}
+	if _, rest, ok := strings.Cut(r.URL.Path, "/service/"); ok {
+		name, action, _ := strings.Cut(rest, "/operation/")
+		for _, s := range services {
+			if s.protocol == protoCBOR && s.target == name {
+				body, err := readBody(r)
+				return &request{svc: s, action: action, body: body}, err
+			}
+		}
+		return nil, fmt.Errorf("unknown RPCv2 service %q", name)
+	}
+	path := strings.TrimSuffix(r.URL.Path, "/")
+	for _, s := range services {
+		for key, action := range s.routes {
+			method, p, _ := strings.Cut(key, " ")
+			if r.Method == method && strings.HasSuffix(path, p) {
+				body, err := readBody(r)
+				return &request{svc: s, action: action, body: body}, err
+			}
+		}
+	}
 	if err := r.ParseForm(); err != nil {
-		http.Error(w, "malformed form: "+err.Error(), http.StatusBadRequest)
-		return
+		return nil, fmt.Errorf("malformed form: %w", err)
 	}
 	form := r.PostForm
 	if len(form) == 0 {
@@ -56,10 +132,57 @@ func (a *Account) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	svc := serviceFor(r, form)
 	if svc == nil {
-		http.Error(w, "awssim: cannot tell the service of this request (path or Version)", http.StatusBadRequest)
+		return nil, fmt.Errorf("cannot tell the service of this request (path, X-Amz-Target or Version)")
+	}
+	return &request{svc: svc, action: form.Get("Action"), form: form}, nil
+}
+
+// readBody reads a JSON or CBOR request body, gunzipped when the SDK
+// compressed it (CloudWatch's PutMetricData carries Smithy's
+// requestCompression trait: Content-Encoding gzip).
+func readBody(r *http.Request) ([]byte, error) {
+	if r.Header.Get("Content-Encoding") != "gzip" {
+		return io.ReadAll(r.Body)
+	}
+	zr, err := gzip.NewReader(r.Body)
+	if err != nil {
+		return nil, fmt.Errorf("gzip body: %w", err)
+	}
+	defer zr.Close()
+	return io.ReadAll(zr)
+}
+
+func serviceFor(r *http.Request, form url.Values) *service {
+	first, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	for _, s := range services {
+		if s.protocol == protoQuery && first == s.name {
+			return s
+		}
+	}
+	v := form.Get("Version")
+	for _, s := range services {
+		if s.protocol == protoQuery && v == s.version {
+			return s
+		}
+	}
+	return nil
+}
+
+// known says whether the service has the action.
+func (s *service) known(action string) bool {
+	if s.protocol == protoQuery {
+		return s.actions[action] != nil
+	}
+	return s.bodyActions[action] != nil
+}
+
+func (a *Account) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	req, rerr := route(r)
+	if rerr != nil {
+		http.Error(w, "awssim: "+rerr.Error(), http.StatusBadRequest)
 		return
 	}
-	action := form.Get("Action")
+	svc, action, form := req.svc, req.action, req.form
 
 	a.mu.Lock()
 	a.total++
@@ -86,9 +209,11 @@ func (a *Account) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	case "denied":
 		err = deniedError(svc, action)
 	default:
-		h := svc.actions[action]
-		if h == nil {
+		if !svc.known(action) {
 			err = badRequest("InvalidAction", "The action %s is not valid for this web service.", action)
+			if svc.protocol != protoQuery {
+				err = badRequest("UnknownOperationException", "Unknown operation %s", action)
+			}
 			break
 		}
 		if svc.ec2 && form.Get("DryRun") == "true" {
@@ -96,7 +221,11 @@ func (a *Account) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		a.mu.Lock()
-		body, err = h(a.st, form)
+		if svc.protocol == protoQuery {
+			body, err = svc.actions[action](a.st, form)
+		} else {
+			body, err = svc.bodyActions[action](a.st, req.body)
+		}
 		if err == nil && svc.mutating[action] && faults.LostResponseRate > 0 && a.rng.Float64() < faults.LostResponseRate {
 			fault = "lost-response"
 			err = errf(500, "InternalError", "An internal error has occurred.")
@@ -133,15 +262,22 @@ func (a *Account) rollFault(f Faults, action string) string {
 }
 
 func throttleError(svc *service) error {
-	if svc.ec2 {
+	switch {
+	case svc.ec2:
 		return errf(503, CodeRequestLimitExceeded, "Request limit exceeded.")
+	case svc.throttle != nil:
+		e := *svc.throttle
+		return &e
 	}
 	return errf(400, CodeThrottling, "Rate exceeded")
 }
 
 func deniedError(svc *service, action string) error {
-	if svc.ec2 {
+	switch {
+	case svc.ec2:
 		return errf(403, "UnauthorizedOperation", "You are not authorized to perform this operation. (ec2:%s)", action)
+	case svc.denied != nil:
+		return errf(svc.denied.status, svc.denied.code, "User is not authorized to perform: %s:%s", svc.name, action)
 	}
 	return errf(403, "AccessDenied", "User is not authorized to perform: %s", action)
 }
@@ -194,6 +330,10 @@ type responseMetadata struct {
 }
 
 func writeBody(w http.ResponseWriter, svc *service, action, reqID string, body any) {
+	if svc.protocol != protoQuery {
+		writeBodyJSONOrCBOR(w, svc, reqID, body)
+		return
+	}
 	var buf bytes.Buffer
 	buf.WriteString(xml.Header)
 	enc := xml.NewEncoder(&buf)
@@ -279,6 +419,10 @@ func writeError(w http.ResponseWriter, svc *service, reqID string, err error) {
 	if !ok {
 		ae = errf(500, "InternalError", "%v", err)
 	}
+	if svc.protocol != protoQuery {
+		writeErrorJSONOrCBOR(w, svc, reqID, ae)
+		return
+	}
 	var v any
 	if svc.ec2 {
 		v = ec2ErrorResponse{Errors: []ec2ErrorXML{{Code: ae.code, Message: ae.message}}, RequestID: reqID}
@@ -298,6 +442,91 @@ func writeError(w http.ResponseWriter, svc *service, reqID string, err error) {
 	w.Header().Set("x-amzn-RequestId", reqID)
 	w.WriteHeader(ae.status)
 	_, _ = w.Write(append([]byte(xml.Header), out...))
+}
+
+// writeBodyJSONOrCBOR answers a JSON or CBOR service: body is a value for
+// encoding/json, or a cbor.Value; nil is an empty object (JSON) or an
+// empty body (CBOR, as RPCv2 answers an operation without output).
+func writeBodyJSONOrCBOR(w http.ResponseWriter, svc *service, reqID string, body any) {
+	var out []byte
+	var err error
+	switch svc.protocol {
+	case protoCBOR:
+		w.Header().Set("Smithy-Protocol", "rpc-v2-cbor")
+		w.Header().Set("Content-Type", "application/cbor")
+		if v, ok := body.(cbor.Value); ok {
+			out = cbor.Encode(v)
+		} else if body != nil {
+			err = fmt.Errorf("%T is not a cbor.Value", body)
+		}
+	default:
+		if body == nil {
+			body = struct{}{}
+		}
+		out, err = json.Marshal(body)
+		w.Header().Set("Content-Type", jsonContentType(svc))
+	}
+	if err != nil {
+		http.Error(w, "awssim: encoding response: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("x-amzn-RequestId", reqID)
+	_, _ = w.Write(out)
+}
+
+func jsonContentType(svc *service) string {
+	if svc.protocol == protoJSON {
+		return "application/x-amz-json-1.1"
+	}
+	return "application/json"
+}
+
+// writeErrorJSONOrCBOR writes an error the way each protocol carries it:
+// the code in the X-Amzn-ErrorType header and in the body's __type
+// (awsJson, restJson1: Lambda's body also says Type User or Service), or,
+// for RPCv2 CBOR, __type and message in a CBOR map with the Query code in
+// X-Amzn-Query-Error for Query-compatible services.
+func writeErrorJSONOrCBOR(w http.ResponseWriter, svc *service, reqID string, ae *apiError) {
+	fault := "Sender"
+	if ae.status >= 500 {
+		fault = "Receiver"
+	}
+	w.Header().Set("x-amzn-RequestId", reqID)
+	var out []byte
+	switch svc.protocol {
+	case protoCBOR:
+		shape := ae.code
+		if s, ok := svc.errorShapes[ae.code]; ok {
+			shape = s
+		}
+		w.Header().Set("Smithy-Protocol", "rpc-v2-cbor")
+		w.Header().Set("Content-Type", "application/cbor")
+		w.Header().Set("X-Amzn-Query-Error", ae.code+";"+fault)
+		out = cbor.Encode(cbor.Map{"__type": cbor.String(shape), "message": cbor.String(ae.message)})
+	default:
+		w.Header().Set("Content-Type", jsonContentType(svc))
+		w.Header().Set("X-Amzn-ErrorType", ae.code)
+		body := map[string]string{"__type": ae.code, "message": ae.message}
+		if svc.protocol == protoRESTJSON {
+			body = map[string]string{"Type": map[string]string{"Sender": "User", "Receiver": "Service"}[fault], "message": ae.message}
+		}
+		out, _ = json.Marshal(body)
+	}
+	w.WriteHeader(ae.status)
+	_, _ = w.Write(out)
+}
+
+// ---- JSON helpers ----
+
+// decodeJSON reads a JSON request body into v; an empty body is {}.
+func decodeJSON(body []byte, v any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return badRequest("SerializationException", "Could not parse the request body: %v", err)
+	}
+	return nil
 }
 
 // ---- form parsing ----

@@ -30,6 +30,16 @@ import (
 	"github.com/apitap/apitap/internal/orchestrator"
 )
 
+// Zones are the availability zones the world's subnets are in.
+var Zones = []string{"us-east-1a", "us-east-1b"}
+
+// OfferedInstanceTypes are the instance types each of Zones offers: the
+// Graviton types the fleet may run on and the applications' m5.large.
+var OfferedInstanceTypes = []string{"c7g.large", "c6g.large", "c6gn.large", "m7g.large", "m6g.large", "m5.large"}
+
+// TrailName is the world's one trail.
+const TrailName = "management"
+
 // StackName is the stack the samples belong to.
 const StackName = "apitap"
 
@@ -77,6 +87,10 @@ type World struct {
 	WebInstances, APIIPs string
 	// ClassicInstances are legacy-clb's instances in the steady state.
 	ClassicInstances []string
+	// Subnets are the VPC's subnets, one in each of Zones.
+	Subnets []string
+	// TrailARN is the trail "management", logging every management event.
+	TrailARN string
 
 	pairs   []Pair
 	toWorld map[string]string
@@ -94,6 +108,13 @@ var Start = time.Date(2026, 3, 14, 8, 40, 0, 0, time.UTC)
 //   - instances 1 and 6 are registered with legacy-clb;
 //   - instance 4 never launched: it is terminated;
 //   - ENIs 11 and 12 (no instance) hold the ip targets of api-ips.
+//
+// Around them, what the operator commands read (preflight, status):
+//   - subnets in Zones; each zone offers OfferedInstanceTypes;
+//   - the role AWSServiceRoleForAutoScaling (Acct.DeleteRole to remove);
+//   - Lambda's defaults: 1,000 concurrent executions, all unreserved;
+//   - the trail "management", logging management events (read and write);
+//   - the traffic mirror sessions quota, 10,000.
 //
 // No session exists yet. Close it when done.
 func New() (*World, error) { return NewWith(awssim.Options{}) }
@@ -187,7 +208,32 @@ func (w *World) build() error {
 		return err
 	}
 	w.lbNames[w.ALB], w.lbNames[w.NLB], w.lbNames[w.Classic] = "web-alb", "api-nlb", ClassicName
-	return nil
+	return w.buildAccount()
+}
+
+// buildAccount sets what the operator commands check beyond the load
+// balancers: zones, subnets and offerings, the Auto Scaling service-linked
+// role and a trail. Lambda's settings and the sessions quota are the
+// account's defaults.
+func (w *World) buildAccount() error {
+	a := w.Acct
+	for _, z := range Zones {
+		id, err := a.AddSubnet(w.VPC, z)
+		if err != nil {
+			return err
+		}
+		w.Subnets = append(w.Subnets, id)
+		if err := a.SetInstanceTypeOfferings(z, OfferedInstanceTypes...); err != nil {
+			return err
+		}
+	}
+	if err := a.AddRole(awssim.AutoScalingServiceLinkedRole); err != nil {
+		return err
+	}
+	arn, err := a.PutTrail(awssim.Trail{Name: TrailName, S3BucketName: "apitap-trail", IsMultiRegionTrail: true, IsLogging: true,
+		EventSelectors: []awssim.EventSelector{{ReadWriteType: "All", IncludeManagementEvents: true}}})
+	w.TrailARN = arn
+	return err
 }
 
 func (w *World) add(sample, world, what string) {
