@@ -1,6 +1,9 @@
 package awssim
 
-import "fmt"
+import (
+	"fmt"
+	"sort"
+)
 
 // Service Quotas, as far as the operator commands read it: one quota by
 // code. The SDK's servicequotas client (v1.43.12) speaks awsJson1_1 with
@@ -10,7 +13,8 @@ var servicequotasService = service{
 	protocol: protoJSON,
 	target:   "ServiceQuotasV20190624",
 	bodyActions: map[string]bodyHandler{
-		"GetServiceQuota": getServiceQuota,
+		"GetServiceQuota":   getServiceQuota,
+		"ListServiceQuotas": listServiceQuotas,
 	},
 	// Service Quotas' throttling and denial (GetServiceQuota's errors).
 	throttle: errf(400, "TooManyRequestsException", "Rate exceeded"),
@@ -86,6 +90,34 @@ func getServiceQuota(s *state, body []byte) (any, error) {
 		QuotaArn: fmt.Sprintf("arn:aws:servicequotas:%s:%s:%s/%s", s.a.opts.Region, s.a.opts.AccountID, q.ServiceCode, q.QuotaCode),
 		Value:    q.Value, Unit: q.Unit, Adjustable: q.Adjustable,
 	}}, nil
+}
+
+// listServiceQuotas answers with the account's quotas of a service, in
+// quota code order, all in one page. The account holds only the quotas set
+// on it: a service it holds none of answers an empty list, as AWS does for
+// a service code it knows.
+// https://docs.aws.amazon.com/servicequotas/2019-06-24/apireference/API_ListServiceQuotas.html
+func listServiceQuotas(s *state, body []byte) (any, error) {
+	var in struct{ ServiceCode string }
+	if err := decodeJSON(body, &in); err != nil {
+		return nil, err
+	}
+	if in.ServiceCode == "" {
+		return nil, badRequest("IllegalArgumentException", "ServiceCode is required.")
+	}
+	out := []jQuota{}
+	for k, q := range s.quotas {
+		if k.service != in.ServiceCode {
+			continue
+		}
+		out = append(out, jQuota{
+			ServiceCode: q.ServiceCode, ServiceName: q.ServiceName, QuotaCode: q.QuotaCode, QuotaName: q.QuotaName,
+			QuotaArn: fmt.Sprintf("arn:aws:servicequotas:%s:%s:%s/%s", s.a.opts.Region, s.a.opts.AccountID, q.ServiceCode, q.QuotaCode),
+			Value:    q.Value, Unit: q.Unit, Adjustable: q.Adjustable,
+		})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].QuotaCode < out[j].QuotaCode })
+	return map[string][]jQuota{"Quotas": out}, nil
 }
 
 // SetServiceQuota adds or replaces a quota. A new account has the traffic
