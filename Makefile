@@ -9,7 +9,8 @@ DEMO_PCAP ?= testdata/demo.pcap
 FUZZ_TARGETS := \
 	./internal/decode:FuzzVXLAN \
 	./internal/decode:FuzzFrame \
-	./internal/http1:FuzzConn
+	./internal/http1:FuzzConn \
+	./internal/apiinventory:FuzzTemplate
 
 .PHONY: help build build-sniffer-arm64 build-functions demo test deps unit fuzz e2e scenario moto bench vet clean invoke sim infra-deps synth policy infra-test
 
@@ -39,8 +40,8 @@ invoke: ## run a function locally on a sample event against the simulated accoun
 sim: ## one randomized orchestrator scenario: make sim SEED=3 OPS=2000
 	$(GO) run ./tests/sim -seed $(SEED) -ops $(OPS)
 
-demo: ## replay the bundled capture into the in-process Kafka broker and print what came out
-	$(GO) run ./sniffer -pcap $(DEMO_PCAP) -kafka embedded -admin-addr '' -health-addr '' -log-level warn
+demo: ## replay the bundled capture into the in-process Kafka broker and print what came out, then the API inventory
+	$(GO) run ./sniffer -pcap $(DEMO_PCAP) -kafka embedded -admin-addr '' -health-addr '' -log-level warn -print-inventory
 
 deps: ## install what the tests need (Debian packages, Kafka jars from Maven Central)
 	bash scripts/test-deps.sh

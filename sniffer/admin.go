@@ -6,12 +6,16 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/apitap/apitap/internal/contract"
+	"github.com/apitap/apitap/internal/vnicount"
 )
 
 // admin serves the load balancer's TCP health check and the HTTP admin
@@ -75,6 +79,7 @@ func (s *sniffer) startAdmin() (*admin, error) {
 			fmt.Fprintln(w, "ready")
 		})
 		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("GET /inventory", s.serveInventory)
 		a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go a.srv.Serve(l)
 	}
@@ -89,6 +94,19 @@ func (a *admin) close() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		a.srv.Shutdown(ctx)
+	}
+}
+
+// serveInventory answers the API inventory as JSON (README, "Health and
+// metrics", describes it).
+func (s *sniffer) serveInventory(w http.ResponseWriter, _ *http.Request) {
+	if s.inventory == nil {
+		http.Error(w, "no inventory: -inventory-max-endpoints is 0", http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if err := s.inventory.Snapshot().WriteJSON(w); err != nil {
+		s.log.Debug("writing /inventory", "err", err)
 	}
 }
 
@@ -145,6 +163,35 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	if sink := s.sink; sink != nil {
 		sink.Stats().Each(counter("kafka"))
 	}
+	c.collectVNIs(ch)
+	if inv := s.inventory; inv != nil {
+		st := inv.Stats()
+		ch <- prometheus.MustNewConstMetric(inventoryEndpointsDesc, prometheus.GaugeValue, float64(st.Endpoints))
+		ch <- prometheus.MustNewConstMetric(inventoryDroppedDesc, prometheus.CounterValue, float64(st.Dropped))
+	}
+}
+
+var (
+	vniRecordsDesc = prometheus.NewDesc(contract.PromVNIRecords, "Records published, per VNI (at most -max-vnis VNIs, the rest as vni=\"other\").", []string{contract.PromLabelVNI}, nil)
+	vniPairsDesc   = prometheus.NewDesc(contract.PromVNIPairs, "Records published that pair a request with its response (not pending), per VNI.", []string{contract.PromLabelVNI}, nil)
+	vniBytesDesc   = prometheus.NewDesc(contract.PromVNIBytes, "Bytes of the records published (encoded JSON), per VNI.", []string{contract.PromLabelVNI}, nil)
+
+	inventoryEndpointsDesc = prometheus.NewDesc("apitap_sniffer_inventory_endpoints", "Endpoints kept in the API inventory (at most -inventory-max-endpoints).", nil, nil)
+	inventoryDroppedDesc   = prometheus.NewDesc("apitap_sniffer_inventory_dropped_total", "Records of endpoints the API inventory did not keep because it was full.", nil, nil)
+)
+
+// collectVNIs exports the per-VNI counters (names in internal/contract:
+// the fleet's metrics timer reads them).
+func (c collector) collectVNIs(ch chan<- prometheus.Metric) {
+	c.s.vnis.Each(func(vni uint32, other bool, n vnicount.Counts) {
+		label := contract.PromVNIOther
+		if !other {
+			label = strconv.FormatUint(uint64(vni), 10)
+		}
+		ch <- prometheus.MustNewConstMetric(vniRecordsDesc, prometheus.CounterValue, float64(n.Records), label)
+		ch <- prometheus.MustNewConstMetric(vniPairsDesc, prometheus.CounterValue, float64(n.Pairs), label)
+		ch <- prometheus.MustNewConstMetric(vniBytesDesc, prometheus.CounterValue, float64(n.Bytes), label)
+	})
 }
 
 func helpFor(stage, name string) string {

@@ -8,12 +8,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apitap/apitap/internal/apiinventory"
 	"github.com/apitap/apitap/internal/capture"
 	"github.com/apitap/apitap/internal/contract"
 	"github.com/apitap/apitap/internal/flow"
 	"github.com/apitap/apitap/internal/http1"
 	"github.com/apitap/apitap/internal/kafkasink"
 	"github.com/apitap/apitap/internal/recorder"
+	"github.com/apitap/apitap/internal/vnicount"
 )
 
 // options is everything the command line sets. Each package validates its
@@ -34,14 +36,20 @@ type options struct {
 	pendingPolicy string
 	// checkConfig: print the effective settings and exit (-check-config).
 	checkConfig bool
+	// printInventory: after a replay, print the API inventory on stdout.
+	printInventory bool
+	// inventoryOff: -inventory-max-endpoints 0 keeps no inventory.
+	inventoryOff bool
 	// effective are the settings after flags and environment, one
 	// ENV=value line per flag, secrets masked.
 	effective []string
 
-	live     capture.LiveConfig
-	flow     flow.Config
-	recorder recorder.Config
-	kafkaCfg kafkasink.Config
+	live      capture.LiveConfig
+	flow      flow.Config
+	recorder  recorder.Config
+	kafkaCfg  kafkasink.Config
+	vnis      vnicount.Config
+	inventory apiinventory.Config
 }
 
 // bytesFlag accepts sizes such as 1048576, 64KiB, 1MiB or 2GiB.
@@ -112,10 +120,13 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.Var(bytesFlag{&o.embeddedBytes}, "embedded-max-bytes", "records the in-process broker keeps in live mode (the newest; older ones are dropped)")
 	fs.StringVar(&o.out, "out", "", `also write each record as a JSON line to this file; "-" is standard output`)
 	fs.StringVar(&o.healthAddr, "health-addr", ":8081", "TCP address answering the load balancer's health check; empty to disable")
-	fs.StringVar(&o.adminAddr, "admin-addr", ":9090", "HTTP address serving /healthz, /readyz and /metrics; empty to disable")
+	fs.StringVar(&o.adminAddr, "admin-addr", ":9090", "HTTP address serving /healthz, /readyz, /metrics and /inventory; empty to disable")
 	fs.DurationVar(&o.shutdown, "shutdown-timeout", 20*time.Second, "on SIGTERM, time allowed to flush connections and the Kafka queue")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
+	fs.IntVar(&o.vnis.MaxVNIs, "max-vnis", vnicount.DefaultMaxVNIs, "VNIs counted separately on /metrics (records, pairs, bytes per VNI); records of later VNIs are counted as vni=\"other\"")
+	fs.IntVar(&o.inventory.MaxEndpoints, "inventory-max-endpoints", apiinventory.DefaultMaxEndpoints, "endpoints (VNI, host, method, path template) kept for /inventory; records of further endpoints are counted as dropped; 0 keeps no inventory")
+	fs.BoolVar(&o.printInventory, "print-inventory", false, "with -pcap: print the API inventory (the /inventory JSON) on standard output after the replay")
 
 	// Capture.
 	fs.StringVar(&o.live.Addr, "listen", ":4789", "UDP address receiving VXLAN-encapsulated mirrored packets")
@@ -282,6 +293,15 @@ func (o *options) validate() error {
 			errs = append(errs, errors.New("-kafka-sasl AWS_MSK_IAM needs -kafka-tls (MSK serves IAM on its TLS port 9098)"))
 		}
 	}
+	if o.printInventory && !o.replay() {
+		errs = append(errs, errors.New("-print-inventory needs -pcap (live, the inventory is on the admin address: GET /inventory)"))
+	}
+	if o.inventory.MaxEndpoints == 0 {
+		o.inventoryOff = true
+		if o.printInventory {
+			errs = append(errs, errors.New("-print-inventory needs an inventory: -inventory-max-endpoints is 0"))
+		}
+	}
 	if o.shutdown <= 0 {
 		errs = append(errs, errors.New("-shutdown-timeout must be positive"))
 	}
@@ -294,6 +314,6 @@ func (o *options) validate() error {
 	if !o.replay() {
 		errs = append(errs, o.live.Validate())
 	}
-	errs = append(errs, o.flow.Validate(), o.recorder.Validate())
+	errs = append(errs, o.flow.Validate(), o.recorder.Validate(), o.vnis.Validate(), o.inventory.Validate())
 	return errors.Join(errs...)
 }

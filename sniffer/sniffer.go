@@ -15,12 +15,14 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/segmentio/kafka-go/sasl/aws_msk_iam_v2"
 
+	"github.com/apitap/apitap/internal/apiinventory"
 	"github.com/apitap/apitap/internal/capture"
 	"github.com/apitap/apitap/internal/embedded"
 	"github.com/apitap/apitap/internal/flow"
 	"github.com/apitap/apitap/internal/http1"
 	"github.com/apitap/apitap/internal/kafkasink"
 	"github.com/apitap/apitap/internal/recorder"
+	"github.com/apitap/apitap/internal/vnicount"
 )
 
 // sniffer wires capture → flow → recorder → outputs.
@@ -33,6 +35,12 @@ type sniffer struct {
 	flowStats     flow.Stats
 	httpStats     http1.Stats
 	recorderStats recorder.Stats
+
+	// vnis counts records, pairs and bytes per VNI; inventory is the API
+	// surface seen (nil with -inventory-max-endpoints 0). Both watch the
+	// published records (Observe).
+	vnis      *vnicount.Counters
+	inventory *apiinventory.Inventory
 
 	broker *embedded.Broker
 	sink   *kafkasink.Sink
@@ -97,6 +105,15 @@ func newSniffer(ctx context.Context, o *options, log *slog.Logger, stdout io.Wri
 			return nil, err
 		}
 	}
+	if s.vnis, err = vnicount.New(o.vnis); err != nil {
+		return nil, err
+	}
+	if !o.inventoryOff {
+		if s.inventory, err = apiinventory.New(o.inventory); err != nil {
+			return nil, err
+		}
+	}
+	o.recorder.Observer = s
 	o.recorder.MaxRecordBytes = maxRecord
 	rec, err := recorder.New(o.recorder, s, &s.recorderStats, &s.httpStats)
 	if err != nil {
@@ -118,6 +135,19 @@ func (s *sniffer) Publish(key, value []byte) bool {
 		ok = s.sink.Publish(key, value) && ok
 	}
 	return ok
+}
+
+// Observe counts a published record per VNI and in the API inventory.
+// Workers call it concurrently; neither allocates for a known VNI or
+// endpoint.
+func (s *sniffer) Observe(o recorder.Observation) {
+	s.vnis.Add(o.VNI, !o.Pending, o.Bytes)
+	if s.inventory != nil {
+		s.inventory.Add(apiinventory.Observation{
+			VNI: o.VNI, Host: o.Host, Server: o.Server, Method: o.Method, Target: o.Target,
+			Status: o.Status, Time: o.Time,
+		})
+	}
 }
 
 func (s *sniffer) run(ctx context.Context) error {
@@ -144,6 +174,14 @@ func (s *sniffer) replay(ctx context.Context) error {
 			return err
 		}
 		s.broker.Close()
+	}
+	if s.o.printInventory {
+		if s.broker != nil {
+			fmt.Fprintln(s.stdout, "API inventory (live, GET /inventory on the admin address answers the same):")
+		}
+		if err := s.inventory.Snapshot().WriteJSON(s.stdout); err != nil {
+			return fmt.Errorf("printing the API inventory: %w", err)
+		}
 	}
 	return closeErr
 }

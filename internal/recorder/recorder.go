@@ -6,6 +6,7 @@ package recorder
 
 import (
 	"errors"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,27 @@ type Publisher interface {
 	Publish(key, value []byte) bool
 }
 
+// Observer is told of every record the publisher accepted: the per-VNI
+// counters and the API inventory watch the records through it. Workers call
+// Observe concurrently, once per record, so it must be cheap; the strings in
+// an Observation are the exchange's and must be copied if kept.
+type Observer interface {
+	Observe(o Observation)
+}
+
+// Observation is what an Observer learns of one published record.
+type Observation struct {
+	VNI     uint32
+	Host    string         // the request's Host header, "" when it had none
+	Server  netip.AddrPort // the side that answered (or was asked)
+	Method  string
+	Target  string    // the request-target as sent
+	Status  int       // the response's status code; 0 when Pending
+	Pending bool      // published without a response
+	Bytes   int       // size of the encoded record (the Kafka message value)
+	Time    time.Time // capture time of the request's first byte
+}
+
 // Config says what goes into each record.
 type Config struct {
 	// AccountID is akto_account_id. Default record.DefaultAccountID.
@@ -34,6 +56,8 @@ type Config struct {
 	MaxRecordBytes int
 	// HTTP configures the parser.
 	HTTP http1.Config
+	// Observer, when set, is told of every record published.
+	Observer Observer
 }
 
 // Validate reports settings that cannot work.
@@ -156,6 +180,22 @@ func (r *Recorder) emit(id flow.ConnID, ex *http1.Exchange) {
 	if rec.Pending {
 		r.stats.Pending.Add(1)
 	}
+	if r.cfg.Observer != nil {
+		r.cfg.Observer.Observe(Observation{
+			VNI: id.VNI, Host: hostOf(req.Headers), Server: server, Method: req.Method, Target: req.Target,
+			Status: rec.StatusCode, Pending: rec.Pending, Bytes: len(value), Time: req.Time,
+		})
+	}
+}
+
+// hostOf is the value of the Host header, "" when there is none.
+func hostOf(hs []record.Header) string {
+	for _, h := range hs {
+		if len(h.Name) == 4 && strings.EqualFold(h.Name, "host") {
+			return strings.TrimSpace(h.Value)
+		}
+	}
+	return ""
 }
 
 func unixSeconds(t time.Time) int64 {

@@ -151,3 +151,34 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+type observed []Observation
+
+func (o *observed) Observe(ob Observation) { *o = append(*o, ob) }
+
+// The Observer sees each published record once, with its VNI, host,
+// request line, status and encoded size; refused records are not observed.
+func TestObserver(t *testing.T) {
+	var obs observed
+	r, pub, _ := newRecorder(t, Config{Observer: &obs})
+	h := r.NewHandler(flow.ConnID{VNI: 4242, A: a, B: b})
+	h.Data(0, []byte("GET /users/7?x=1 HTTP/1.1\r\nhost:  api.example.com \r\n\r\nPOST /u HTTP/1.1\r\nContent-Length: 0\r\n\r\n"), t0)
+	h.Data(1, []byte("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"), t0.Add(time.Millisecond))
+	h.Close(t0.Add(time.Minute))
+	pub.refuse = true
+	h = r.NewHandler(flow.ConnID{VNI: 4242, A: a, B: b})
+	h.Data(0, []byte("GET /refused HTTP/1.1\r\nHost: h\r\n\r\n"), t0)
+	h.Close(t0)
+	want := []Observation{
+		{VNI: 4242, Host: "api.example.com", Server: b, Method: "GET", Target: "/users/7?x=1", Status: 404, Bytes: len(pub.values[0]), Time: t0},
+		{VNI: 4242, Server: b, Method: "POST", Target: "/u", Pending: true, Bytes: len(pub.values[1]), Time: t0},
+	}
+	if len(obs) != len(want) {
+		t.Fatalf("observed %+v", obs)
+	}
+	for i := range want {
+		if obs[i] != want[i] {
+			t.Errorf("observation %d: %+v, want %+v", i, obs[i], want[i])
+		}
+	}
+}
