@@ -52,7 +52,7 @@ vet: ## go vet and gofmt
 
 unit: ## unit, table and property tests
 	$(GO) test -count=1 ./internal/... ./sniffer/... ./events/... ./functions/...
-	$(GO) test -count=1 -race ./internal/flow/ ./internal/kafkasink/
+	$(GO) test -count=1 -race ./internal/flow/ ./internal/kafkasink/ ./internal/apiinventory/ ./internal/vnicount/
 
 fuzz: ## run every fuzz target for FUZZTIME (default 5s)
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -1,9 +1,11 @@
 package stack_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
+	"reflect"
 	"slices"
 	"sort"
 	"strconv"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/apitap/apitap/internal/contract"
 	"github.com/apitap/apitap/internal/lambdafn"
+	"github.com/apitap/apitap/internal/stackconfig"
 )
 
 // What the stack writes must be what the binaries read: the functions'
@@ -59,6 +62,15 @@ func TestFunctionEnvironmentParses(t *testing.T) {
 			}
 			sort.Strings(keys)
 			want := slices.Sorted(slices.Values(contract.FunctionEnv))
+			if strings.HasPrefix(id, "PreflightFunction") {
+				// Preflight checks the whole configuration: it gets it,
+				// and reads it back as the configuration it was made from.
+				want = slices.Sorted(slices.Values(append(slices.Clone(contract.FunctionEnv), contract.EnvConfig)))
+				var got stackconfig.Config
+				if err := json.Unmarshal([]byte(env[contract.EnvConfig]), &got); err != nil || !reflect.DeepEqual(got, s.cfg) {
+					t.Errorf("%s: %s reads back as %+v (%v), want %+v", variant, contract.EnvConfig, got, err, s.cfg)
+				}
+			}
 			if !slices.Equal(keys, want) {
 				t.Errorf("%s %s: environment %v, want exactly %v", variant, id, keys, want)
 			}

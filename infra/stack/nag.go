@@ -146,6 +146,10 @@ func (s *Stack) suppressions() {
 		if !(spec.Key == contract.FnReconcile && s.Config.ReconcileReservedConcurrency > 0) {
 			skips = append(skips, suppression{id: "CKV_AWS_115", reason: reasonLambdaConcurrency})
 		}
+		if spec.Key == contract.CmdPreflight {
+			skips = append(skips, suppression{id: "CKV_AWS_45", reason: "APITAP_CONFIG is the stack's configuration " +
+				"(ids, ARNs, broker addresses); it holds no secret: a SASL password stays in Secrets Manager, named by ARN"})
+		}
 		checkovSkip(f.fn, skips...)
 		checkovSkip(f.logs, suppression{id: "CKV_AWS_158", reason: reasonLogsKMS})
 	}

@@ -564,7 +564,7 @@ func TestMirrorTargetAndFilter(t *testing.T) {
 func TestFunctions(t *testing.T) {
 	s := synth(t, "full")
 	fns := s.ofType("AWS::Lambda::Function")
-	if len(fns) != 4 {
+	if len(fns) != 7 {
 		t.Fatalf("%d functions", len(fns))
 	}
 	roles := map[string]bool{}
@@ -611,10 +611,16 @@ func TestFunctions(t *testing.T) {
 			t.Errorf("log group retention %v", lg["RetentionInDays"])
 		}
 	}
-	count(t, s, "AWS::Logs::LogGroup", 5) // the four functions' and the sniffers'
+	count(t, s, "AWS::Logs::LogGroup", 8) // the seven functions' and the sniffers'
 	has(t, s, "AWS::Logs::LogGroup", map[string]any{"LogGroupName": "/apitap/apitap-test/sniffers", "RetentionInDays": 90})
 	queue := s.logicalID("AWS::SQS::Queue")
-	count(t, s, "AWS::Lambda::EventInvokeConfig", 4)
+	count(t, s, "AWS::Lambda::EventInvokeConfig", 7)
+	for _, c := range s.ofType("AWS::Lambda::EventInvokeConfig") {
+		// The commands are invoked by people, synchronously: no retries.
+		if strings.Contains(jsonOf(c["FunctionName"]), "Connections") && c["MaximumRetryAttempts"] != float64(0) {
+			t.Errorf("connections retries: %v", jsonOf(c))
+		}
+	}
 	has(t, s, "AWS::Lambda::EventInvokeConfig", map[string]any{
 		"DestinationConfig": map[string]any{"OnFailure": map[string]any{"Destination": map[string]any{"Fn::GetAtt": []any{queue, "Arn"}}}},
 	})

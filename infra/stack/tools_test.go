@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/apitap/apitap/infra/policy"
+	"github.com/apitap/apitap/infra/stack"
 	"github.com/apitap/apitap/tests/testkit"
 )
 
@@ -170,7 +171,7 @@ func TestCDKSynth(t *testing.T) {
 			n++
 		}
 	}
-	if n != 6 {
-		t.Errorf("cdk synth: template lacks the mirror target, the fleet or the functions (%d of 6)", n)
+	if want := 2 + len(stack.FunctionSpecs); n != want {
+		t.Errorf("cdk synth: template lacks the mirror target, the fleet or the functions (%d of %d)", n, want)
 	}
 }

@@ -216,21 +216,47 @@ var DropMetrics = []string{
 // since the last run.
 func (s *Stack) metricsScript() string {
 	return fmt.Sprintf(`#!/bin/bash
-# Publishes the growth of the apitap sniffer's drop counters since the last
-# run as the CloudWatch metric %[1]s/Drops (dimension Stack), for the
-# stack's "sniffer drops" alarm.
+# Publishes, once a minute, how much the apitap sniffer's counters grew
+# since the last run: its drop counters as the CloudWatch metric
+# %[1]s/%[6]s (dimension %[7]s), for the stack's "sniffer drops" alarm, and
+# its records, pairs and bytes per VNI as %[1]s/%[8]s, %[9]s and %[10]s
+# (dimensions %[7]s and %[11]s), for the status command's traffic per load
+# balancer.
 set -euo pipefail
-state=/var/lib/apitap-metrics/drops
-mkdir -p "${state%%/*}"
+dir=${APITAP_METRICS_STATE:-/var/lib/apitap-metrics}
+mkdir -p "$dir"
 metrics=$(curl -fsS --max-time 5 http://127.0.0.1:%[2]d/metrics) || exit 0
 now=$(printf '%%s\n' "$metrics" | awk '$1 ~ /^(%[3]s)(\{.*\})?$/ { s += $2 } END { printf "%%d", s }')
-last=$(cat "$state" 2>/dev/null || echo "$now")
-echo "$now" >"$state"
+last=$(cat "$dir/drops" 2>/dev/null || echo "$now")
+echo "$now" >"$dir/drops"
 delta=$((now - last))
 if [ "$delta" -lt 0 ]; then delta=$now; fi # the sniffer restarted
 aws cloudwatch put-metric-data --region %[4]s --namespace %[1]s --metric-name %[6]s --unit Count \
 	--value "$delta" --dimensions %[7]s=%[5]s
-`, s.Names.MetricsNamespace, AdminPort, strings.Join(DropMetrics, "|"), s.Config.Region, s.Config.StackName, contract.SnifferMetricDrops, contract.DimStack)
+
+# Per VNI: "kind vni value" now, the growth since the last run, and the
+# metric data in batches of at most 1,000 (PutMetricData's limit).
+printf '%%s\n' "$metrics" | sed -n 's/^%[12]s_\(records\|pairs\|bytes\)_total{%[13]s="\([^"]*\)"} \([0-9.e+]*\)$/\1 \2 \3/p' >"$dir/vni.now"
+touch "$dir/vni.last"
+awk -v stack=%[5]s 'FILENAME == ARGV[1] { last[$1 " " $2] = $3; next }
+	{
+		k = $1 " " $2; d = (k in last) ? $3 - last[k] : 0
+		if (d < 0) d = $3 # the sniffer restarted
+		name = ($1 == "records") ? "%[8]s" : ($1 == "pairs") ? "%[9]s" : "%[10]s"
+		unit = ($1 == "bytes") ? "Bytes" : "Count"
+		printf "{\"MetricName\":\"%%s\",\"Unit\":\"%%s\",\"Value\":%%d,\"Dimensions\":[{\"Name\":\"%[7]s\",\"Value\":\"%%s\"},{\"Name\":\"%[11]s\",\"Value\":\"%%s\"}]}\n", name, unit, d, stack, $2
+	}' "$dir/vni.last" "$dir/vni.now" >"$dir/vni.data"
+mv "$dir/vni.now" "$dir/vni.last"
+rm -f "$dir"/vni.batch.*
+split -l 1000 "$dir/vni.data" "$dir/vni.batch."
+for batch in "$dir"/vni.batch.*; do
+	[ -s "$batch" ] || continue
+	{ printf '['; paste -sd, "$batch"; printf ']'; } >"$batch.json"
+	aws cloudwatch put-metric-data --region %[4]s --namespace %[1]s --metric-data "file://$batch.json"
+done
+`, s.Names.MetricsNamespace, AdminPort, strings.Join(DropMetrics, "|"), s.Config.Region, s.Config.StackName, contract.SnifferMetricDrops, contract.DimStack,
+		contract.SnifferMetricRecords, contract.SnifferMetricPairs, contract.SnifferMetricBytes, contract.DimVNI,
+		strings.TrimSuffix(contract.PromVNIRecords, "_records_total"), contract.PromLabelVNI)
 }
 
 const metricsService = `[Unit]
