@@ -377,9 +377,19 @@ func checkSelection(ctx context.Context, c PreflightClients, cfg stackconfig.Con
 		add("load balancers", Fail, "reading the selection: "+err.Error(), "")
 		return 0
 	}
-	var problems []string
+	// A load balancer named by ARN that cannot be mirrored is an error in
+	// the configuration; one matched by tag only is skipped, and said.
+	byARN := map[string]bool{}
+	for _, arn := range cfg.LoadBalancerARNs {
+		byARN[arn] = true
+	}
+	var problems, skipped []string
 	for _, p := range c.Reader.Problems() {
-		problems = append(problems, p.LB+": "+p.Reason)
+		if byARN[p.LB] {
+			problems = append(problems, p.LB+": "+p.Reason)
+		} else {
+			skipped = append(skipped, p.LB+": "+p.Reason)
+		}
 	}
 	ts, err := c.Reader.Targets(ctx, lbs, nil)
 	if err != nil {
@@ -398,6 +408,9 @@ func checkSelection(ctx context.Context, c PreflightClients, cfg stackconfig.Con
 		add("load balancers", Fail, "no load balancer matches the selection", "check apitap:loadBalancerArns / apitap:loadBalancerTags (make connections)")
 	case len(sources) == 0:
 		add("load balancers", Warn, fmt.Sprintf("%d selected, no target with a network interface to mirror yet", len(lbs)), "")
+	case len(skipped) > 0:
+		add("load balancers", Warn, fmt.Sprintf("%d selected, %d network interfaces to mirror; matched by tag but skipped: %s", len(lbs), len(sources), strings.Join(skipped, "; ")),
+			"remove the tag from those, or ignore this")
 	default:
 		add("load balancers", OK, fmt.Sprintf("%d selected, %d network interfaces to mirror", len(lbs), len(sources)), "")
 	}

@@ -3,6 +3,8 @@ package opsview_test
 import (
 	"context"
 	"flag"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -14,6 +16,8 @@ import (
 	"github.com/apitap/apitap/internal/orchestrator"
 	"github.com/apitap/apitap/tests/invoke/sampleworld"
 )
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
@@ -91,7 +95,7 @@ func newWorld(t *testing.T) *world {
 
 func (w *world) reader() *inventory.Reader {
 	c := w.Clients()
-	return inventory.New(w.cfg.Config, inventory.Clients{EC2: c.EC2, ELBv2: c.ELBv2, Classic: c.Classic}, &inventory.Memo{}, nil)
+	return inventory.New(w.cfg.Config, inventory.Clients{EC2: c.EC2, ELBv2: c.ELBv2, Classic: c.Classic}, &inventory.Memo{}, quiet)
 }
 
 func (w *world) scope() opsview.Scope {

@@ -27,6 +27,7 @@ import (
 
 	"github.com/apitap/apitap/internal/awssim"
 	"github.com/apitap/apitap/internal/contract"
+	"github.com/apitap/apitap/internal/stackconfig"
 	"github.com/apitap/apitap/internal/orchestrator"
 )
 
@@ -297,6 +298,23 @@ func (w *World) Env() map[string]string {
 		contract.EnvAccountID:    awssim.DefaultAccountID,
 		contract.EnvRegion:       awssim.DefaultRegion,
 	}
+}
+
+// StackConfig is the stack's configuration (cdk.json) that deploys into
+// this world: the selection of Env, the world's VPC and subnets, the
+// default Graviton types (offered in every zone), a plaintext Kafka.
+func (w *World) StackConfig() stackconfig.Config {
+	subnets := map[string]string{}
+	for i, id := range w.Subnets {
+		subnets[id] = Zones[i%len(Zones)]
+	}
+	return stackconfig.Config{
+		StackName: StackName, Account: awssim.DefaultAccountID, Region: awssim.DefaultRegion,
+		VPCID: w.VPC, VPCCIDRs: []string{"10.1.0.0/16"}, Subnets: subnets,
+		LoadBalancerARNs: []string{w.ALB, w.NLB},
+		LoadBalancerTags: map[string]string{ClassicTagKey: ClassicTagValue},
+		KafkaBrokers:     []string{"b-1.kafka.internal:9092", "b-2.kafka.internal:9092"},
+	}.WithDefaults()
 }
 
 // Clients are real SDK clients pointed at the account, as a cold Lambda
