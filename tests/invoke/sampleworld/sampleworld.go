@@ -27,8 +27,8 @@ import (
 
 	"github.com/apitap/apitap/internal/awssim"
 	"github.com/apitap/apitap/internal/contract"
-	"github.com/apitap/apitap/internal/stackconfig"
 	"github.com/apitap/apitap/internal/orchestrator"
+	"github.com/apitap/apitap/internal/stackconfig"
 )
 
 // Zones are the availability zones the world's subnets are in.
