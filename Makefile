@@ -12,7 +12,7 @@ FUZZ_TARGETS := \
 	./internal/http1:FuzzConn \
 	./internal/apiinventory:FuzzTemplate
 
-.PHONY: help build build-sniffer-arm64 build-functions demo test deps unit fuzz e2e scenario moto bench vet clean invoke sim infra-deps synth policy infra-test
+.PHONY: connections preflight status help build build-sniffer-arm64 build-functions demo test deps unit fuzz e2e scenario moto bench vet clean invoke sim infra-deps synth policy infra-test
 
 FUNCTIONS := instance-events stack-events reconcile teardown connections preflight status
 FN ?= instance-events
@@ -34,8 +34,17 @@ build-functions: $(addprefix build-,$(FUNCTIONS)) ## build every Lambda function
 build-%: ## build one Lambda function, e.g. make build-reconcile
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -tags lambda.norpc -ldflags='-s -w' -o bin/functions/$*/bootstrap ./functions/$*
 
-invoke: ## run a function locally on a sample event against the simulated account: make invoke FN=reconcile EVENT=events/scheduled-event.json
-	$(GO) run ./tests/invoke -fn $(FN) -event $(EVENT)
+invoke: ## run a function locally on a sample event against the simulated account: make invoke FN=reconcile EVENT=events/scheduled-event.json (FN=connections|preflight|status: a command on the sample world)
+	@if [[ " connections preflight status " == *" $(FN) "* ]]; then $(GO) run ./tests/invoke -fn $(FN); else $(GO) run ./tests/invoke -fn $(FN) -event $(EVENT); fi
+
+connections: ## every load balancer of the region and what can be mirrored (cdk.json, your AWS credentials; ARGS=-json)
+	$(GO) run ./functions/connections $(ARGS)
+
+preflight: ## check the account before the first deploy (cdk.json, your AWS credentials; exit 1 on a fail; ARGS=-json)
+	$(GO) run ./functions/preflight $(ARGS)
+
+status: ## a deployed stack: sessions, last reconcile and traffic per selected load balancer (ARGS=-json)
+	$(GO) run ./functions/status $(ARGS)
 
 sim: ## one randomized orchestrator scenario: make sim SEED=3 OPS=2000
 	$(GO) run ./tests/sim -seed $(SEED) -ops $(OPS)

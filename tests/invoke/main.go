@@ -46,12 +46,20 @@ var handlers = map[string]lambdafn.Handler{
 const timeout = 5 * time.Minute
 
 func main() {
-	fn := flag.String("fn", "", "function to run: instance-events, stack-events, reconcile or teardown")
-	eventFile := flag.String("event", "", "event file, e.g. events/ec2-state-running.json")
+	fn := flag.String("fn", "", "function to run: instance-events, stack-events, reconcile, teardown, or a command: connections, preflight, status")
+	eventFile := flag.String("event", "", "event file, e.g. events/ec2-state-running.json (not for the commands)")
+	asJSON := flag.Bool("json", false, "commands: print JSON instead of tables")
 	flag.Parse()
+	if commands[*fn] && flag.NArg() == 0 {
+		code, err := runCommand(os.Stdout, *fn, *asJSON)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "invoke:", err)
+		}
+		os.Exit(code)
+	}
 	h, ok := handlers[*fn]
 	if !ok || *eventFile == "" || flag.NArg() > 0 {
-		fmt.Fprintln(os.Stderr, "usage: go run ./tests/invoke -fn instance-events|stack-events|reconcile|teardown -event FILE")
+		fmt.Fprintln(os.Stderr, "usage: go run ./tests/invoke -fn instance-events|stack-events|reconcile|teardown -event FILE\n       go run ./tests/invoke -fn connections|preflight|status [-json]")
 		os.Exit(2)
 	}
 	raw, err := os.ReadFile(*eventFile)

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 
@@ -37,5 +39,38 @@ func TestEverySample(t *testing.T) {
 				t.Errorf("%s on %s: output lacks %q\n%s", fn, name, w, out.String())
 			}
 		})
+	}
+}
+
+// The operator commands on the sample world, as make invoke runs them
+// (and as the README shows them).
+func TestCommands(t *testing.T) {
+	for name, want := range map[string][]string{
+		"connections": {"not selectable: the stack's own load balancer", "web-alb", "mirrored"},
+		"preflight":   {"10 ok, 0 warn, 0 fail"},
+		"status":      {"web-alb", "mirroring", "sessions but no traffic", "last reconcile 1m0s ago"},
+	} {
+		var b strings.Builder
+		code, err := runCommand(&b, name, false)
+		if err != nil || code != 0 {
+			t.Fatalf("%s: exit %d, %v\n%s", name, code, err, b.String())
+		}
+		for _, w := range want {
+			if !strings.Contains(b.String(), w) {
+				t.Errorf("%s lacks %q:\n%s", name, w, b.String())
+			}
+		}
+		// The README shows this very output.
+		readme, err := os.ReadFile("../../README.md")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(readme), "```\n"+b.String()+"```") {
+			t.Errorf("README's %s output is not what make invoke FN=%s prints now:\n%s", name, name, b.String())
+		}
+		var j strings.Builder
+		if code, err := runCommand(&j, name, true); err != nil || code != 0 || !json.Valid([]byte(j.String())) {
+			t.Errorf("%s -json: exit %d, %v, valid JSON %v", name, code, err, json.Valid([]byte(j.String())))
+		}
 	}
 }
