@@ -9,6 +9,8 @@ import (
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancing"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	elbv2types "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
+
+	"github.com/apitap/apitap/internal/awserr"
 )
 
 // The catalog is what the operator commands show: every load balancer of
@@ -135,6 +137,11 @@ func (r *Reader) LBTargets(ctx context.Context, lb LBInfo) ([]TargetInfo, error)
 	for p.HasMorePages() {
 		r.calls++
 		page, err := p.NextPage(ctx)
+		if awserr.Code(err) == "TargetGroupNotFound" {
+			// A load balancer without target groups: an empty list, or
+			// this error (moto answers so; AWS documents neither).
+			break
+		}
 		if err != nil {
 			return nil, fmt.Errorf("describing target groups of %s: %w", lb.ARN, err)
 		}

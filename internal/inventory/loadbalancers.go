@@ -296,6 +296,11 @@ func (r *Reader) v2Targets(ctx context.Context, sel, lbARN string, only []string
 	for p.HasMorePages() {
 		r.calls++
 		page, err := p.NextPage(ctx)
+		if awserr.Code(err) == "TargetGroupNotFound" {
+			// A load balancer without target groups: an empty list, or
+			// this error (moto answers so; AWS documents neither).
+			break
+		}
 		if err != nil {
 			return nil, fmt.Errorf("describing target groups of %s: %w", lbARN, err)
 		}
