@@ -111,6 +111,8 @@ func (r *Reader) Selection(ctx context.Context) ([]LoadBalancer, error) {
 				r.problem(mirror.Problem{LB: arn, Reason: "the stack's own load balancer (its traffic mirror target): never mirrored"})
 			case vpc != r.cfg.VPCID:
 				r.problem(mirror.Problem{LB: arn, Reason: fmt.Sprintf("load balancer is in %s, not in the stack's VPC %s: not selectable", vpc, r.cfg.VPCID)})
+			case lb.Type == elbv2types.LoadBalancerTypeEnumGateway:
+				r.problem(mirror.Problem{LB: arn, Reason: "a gateway load balancer: its targets are appliances, not the application: not selectable"})
 			default:
 				selected = append(selected, LoadBalancer{ARN: arn, Name: aws.ToString(lb.LoadBalancerName)})
 			}
