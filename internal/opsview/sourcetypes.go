@@ -5,11 +5,10 @@ import "strings"
 // Which instance types can be a traffic mirror source. AWS documents
 // Traffic Mirroring for instances built on the Nitro System, with
 // exceptions it changes over time, and for these non-Nitro families only:
-// C4, D2, G3, G3s, H1, I3, M4, P2, P3, R4, X1, X1e
-// (https://docs.aws.amazon.com/vpc/latest/mirroring/traffic-mirroring-considerations.html,
-// docs/aws.md "Traffic Mirroring"). apitap keeps no list of Nitro
-// exceptions: a Nitro type is "unknown" until a session on it exists, and
-// the orchestrator learns the rest from AWS's NetworkInterfaceNotSupported.
+// C4, D2, G3, G3s, H1, I3, M4, P2, P3, R4, X1, X1e (docs/aws.md, "Mirror
+// sources by instance type"). apitap keeps no list of Nitro exceptions: a
+// Nitro type is "unknown" until a session on it exists, and the
+// orchestrator learns the rest from AWS's NetworkInterfaceNotSupported.
 
 // SourceSupport is what is known of an instance type as a mirror source.
 type SourceSupport int
@@ -27,8 +26,7 @@ var nonNitroSupported = map[string]bool{
 }
 
 // xenFamilies are the families that run on the Xen hypervisor, not Nitro
-// (https://docs.aws.amazon.com/ec2/latest/instancetypes/ec2-nitro-instances.html
-// lists the Nitro ones; these are the previous generations it leaves out).
+// (the previous generations AWS's list of Nitro instances leaves out).
 // Those not in nonNitroSupported cannot be a source.
 var xenFamilies = map[string]bool{
 	"t1": true, "t2": true, "m1": true, "m2": true, "m3": true, "m4": true, "c1": true, "c3": true, "c4": true,
