@@ -11,13 +11,6 @@ import (
 	"context"
 	"errors"
 
-	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/aws/aws-sdk-go-v2/service/iam"
-	"github.com/aws/aws-sdk-go-v2/service/lambda"
-	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
-
 	"github.com/apitap/apitap/internal/contract"
 	"github.com/apitap/apitap/internal/lambdafn"
 	"github.com/apitap/apitap/internal/opsview"
@@ -28,15 +21,6 @@ func main() {
 		if env.Stack == nil {
 			return nil, errors.New("preflight needs the stack's whole configuration: " + contract.EnvConfig + " is not set")
 		}
-		return opsview.RunPreflight(ctx, Clients(env), *env.Stack, env.Now), nil
+		return opsview.RunPreflight(ctx, opsview.NewPreflightClients(env.AWS, env.Reader()), *env.Stack, env.Now), nil
 	})
-}
-
-// Clients are preflight's clients over the environment's configuration.
-func Clients(env lambdafn.CommandEnv) opsview.PreflightClients {
-	return opsview.PreflightClients{
-		STS: sts.NewFromConfig(env.AWS), EC2: ec2.NewFromConfig(env.AWS), IAM: iam.NewFromConfig(env.AWS),
-		Lambda: lambda.NewFromConfig(env.AWS), CloudTrail: cloudtrail.NewFromConfig(env.AWS),
-		Quotas: servicequotas.NewFromConfig(env.AWS), Reader: env.Reader(),
-	}
 }

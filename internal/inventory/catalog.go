@@ -6,7 +6,6 @@ import (
 	"sort"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancing"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	elbv2types "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 
@@ -44,15 +43,9 @@ func (r *Reader) Catalog(ctx context.Context) ([]LBInfo, error) {
 		byARN[arn] = true
 	}
 	var out []LBInfo
-	var all []elbv2types.LoadBalancer
-	p := elbv2.NewDescribeLoadBalancersPaginator(r.c.ELBv2, &elbv2.DescribeLoadBalancersInput{PageSize: aws.Int32(MaxELBPageSize)})
-	for p.HasMorePages() {
-		r.calls++
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("describing load balancers: %w", err)
-		}
-		all = append(all, page.LoadBalancers...)
+	all, err := r.describeV2(ctx)
+	if err != nil {
+		return nil, err
 	}
 	tagged, err := r.taggedV2(ctx, all)
 	if err != nil {
@@ -63,35 +56,21 @@ func (r *Reader) Catalog(ctx context.Context) ([]LBInfo, error) {
 		out = append(out, LBInfo{ARN: arn, Name: aws.ToString(lb.LoadBalancerName), Type: string(lb.Type),
 			Scheme: string(lb.Scheme), VPC: aws.ToString(lb.VpcId), ByARN: byARN[arn], ByTag: tagged[arn]})
 	}
-
-	var classic []LoadBalancer
-	info := map[string]LBInfo{}
-	cp := elb.NewDescribeLoadBalancersPaginator(r.c.Classic, &elb.DescribeLoadBalancersInput{PageSize: aws.Int32(MaxELBPageSize)})
-	for cp.HasMorePages() {
-		r.calls++
-		page, err := cp.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("describing classic load balancers: %w", err)
-		}
-		for _, d := range page.LoadBalancerDescriptions {
-			lb := LoadBalancer{Name: aws.ToString(d.LoadBalancerName), Classic: true}
-			lb.ARN = r.classicARN(lb.Name)
-			li := LBInfo{ARN: lb.ARN, Name: lb.Name, Type: TypeClassic, Scheme: aws.ToString(d.Scheme), VPC: aws.ToString(d.VPCId), ByARN: byARN[lb.ARN]}
-			for _, in := range d.Instances {
-				li.Instances = append(li.Instances, aws.ToString(in.InstanceId))
-			}
-			classic = append(classic, lb)
-			info[lb.ARN] = li
-		}
-	}
-	taggedC, err := r.taggedClassic(ctx, classic)
+	classic, err := r.describeClassic(ctx)
 	if err != nil {
 		return nil, err
 	}
-	for _, lb := range classic {
-		li := info[lb.ARN]
-		li.ByTag = taggedC[lb.ARN]
-		out = append(out, li)
+	var lbs []LoadBalancer
+	for _, c := range classic {
+		lbs = append(lbs, c.LoadBalancer)
+	}
+	taggedC, err := r.taggedClassic(ctx, lbs)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range classic {
+		out = append(out, LBInfo{ARN: c.ARN, Name: c.Name, Type: TypeClassic, Scheme: c.Scheme, VPC: c.VPC,
+			ByARN: byARN[c.ARN], ByTag: taggedC[c.ARN], Instances: c.Instances})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Name != out[j].Name {

@@ -86,15 +86,9 @@ func (r *Reader) Selection(ctx context.Context) ([]LoadBalancer, error) {
 		if err != nil {
 			return nil, err
 		}
-		var all []elbv2types.LoadBalancer
-		p := elbv2.NewDescribeLoadBalancersPaginator(r.c.ELBv2, &elbv2.DescribeLoadBalancersInput{PageSize: aws.Int32(MaxELBPageSize)})
-		for p.HasMorePages() {
-			r.calls++
-			out, err := p.NextPage(ctx)
-			if err != nil {
-				return nil, fmt.Errorf("describing load balancers: %w", err)
-			}
-			all = append(all, out.LoadBalancers...)
+		all, err := r.describeV2(ctx)
+		if err != nil {
+			return nil, err
 		}
 		tagged, err := r.taggedV2(ctx, all)
 		if err != nil {
@@ -119,24 +113,15 @@ func (r *Reader) Selection(ctx context.Context) ([]LoadBalancer, error) {
 		}
 	}
 	if len(wantClassic) > 0 || len(r.cfg.LBTags) > 0 {
+		classic, err := r.describeClassic(ctx)
+		if err != nil {
+			return nil, err
+		}
 		var all []LoadBalancer
 		vpcOf := map[string]string{}
-		p := elb.NewDescribeLoadBalancersPaginator(r.c.Classic, &elb.DescribeLoadBalancersInput{PageSize: aws.Int32(MaxELBPageSize)})
-		for p.HasMorePages() {
-			r.calls++
-			out, err := p.NextPage(ctx)
-			if err != nil {
-				return nil, fmt.Errorf("describing classic load balancers: %w", err)
-			}
-			for _, d := range out.LoadBalancerDescriptions {
-				lb := LoadBalancer{Name: aws.ToString(d.LoadBalancerName), Classic: true}
-				lb.ARN = r.classicARN(lb.Name)
-				for _, in := range d.Instances {
-					lb.Instances = append(lb.Instances, aws.ToString(in.InstanceId))
-				}
-				vpcOf[lb.ARN] = aws.ToString(d.VPCId)
-				all = append(all, lb)
-			}
+		for _, c := range classic {
+			all = append(all, c.LoadBalancer)
+			vpcOf[c.ARN] = c.VPC
 		}
 		tagged, err := r.taggedClassic(ctx, all)
 		if err != nil {
@@ -169,6 +154,50 @@ func (r *Reader) Selection(ctx context.Context) ([]LoadBalancer, error) {
 	}
 	sort.Slice(selected, func(i, j int) bool { return selected[i].ARN < selected[j].ARN })
 	return selected, nil
+}
+
+// describeV2 lists every ELBv2 load balancer of the region.
+func (r *Reader) describeV2(ctx context.Context) ([]elbv2types.LoadBalancer, error) {
+	var all []elbv2types.LoadBalancer
+	p := elbv2.NewDescribeLoadBalancersPaginator(r.c.ELBv2, &elbv2.DescribeLoadBalancersInput{PageSize: aws.Int32(MaxELBPageSize)})
+	for p.HasMorePages() {
+		r.calls++
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("describing load balancers: %w", err)
+		}
+		all = append(all, out.LoadBalancers...)
+	}
+	return all, nil
+}
+
+// classicLB is a Classic load balancer with where it is.
+type classicLB struct {
+	LoadBalancer
+	VPC, Scheme string
+}
+
+// describeClassic lists every Classic load balancer of the region.
+func (r *Reader) describeClassic(ctx context.Context) ([]classicLB, error) {
+	var all []classicLB
+	p := elb.NewDescribeLoadBalancersPaginator(r.c.Classic, &elb.DescribeLoadBalancersInput{PageSize: aws.Int32(MaxELBPageSize)})
+	for p.HasMorePages() {
+		r.calls++
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("describing classic load balancers: %w", err)
+		}
+		for _, d := range out.LoadBalancerDescriptions {
+			lb := classicLB{LoadBalancer: LoadBalancer{Name: aws.ToString(d.LoadBalancerName), Classic: true},
+				VPC: aws.ToString(d.VPCId), Scheme: aws.ToString(d.Scheme)}
+			lb.ARN = r.classicARN(lb.Name)
+			for _, in := range d.Instances {
+				lb.Instances = append(lb.Instances, aws.ToString(in.InstanceId))
+			}
+			all = append(all, lb)
+		}
+	}
+	return all, nil
 }
 
 // mirrorNLB is the stack's own NLB: from the configuration, or else from

@@ -105,6 +105,14 @@ type PreflightClients struct {
 	Reader StatusReader
 }
 
+// NewPreflightClients are preflight's clients on one AWS configuration.
+func NewPreflightClients(cfg aws.Config, rd StatusReader) PreflightClients {
+	return PreflightClients{
+		STS: sts.NewFromConfig(cfg), EC2: ec2.NewFromConfig(cfg), IAM: iam.NewFromConfig(cfg), Lambda: lambda.NewFromConfig(cfg),
+		CloudTrail: cloudtrail.NewFromConfig(cfg), Quotas: servicequotas.NewFromConfig(cfg), Reader: rd,
+	}
+}
+
 // Thresholds of the checks.
 const (
 	// MinUnreserved is what Lambda keeps unreserved in every account: a

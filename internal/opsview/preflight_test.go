@@ -6,13 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/aws/aws-sdk-go-v2/service/iam"
-	"github.com/aws/aws-sdk-go-v2/service/lambda"
-	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
-
 	"github.com/apitap/apitap/internal/awssim"
 	"github.com/apitap/apitap/internal/inventory"
 	"github.com/apitap/apitap/internal/lambdafn"
@@ -23,15 +16,10 @@ import (
 // preflightClients are clients on the world, the reader configured from
 // sc as the local command configures it from cdk.json.
 func preflightClients(w *world, sc stackconfig.Config) opsview.PreflightClients {
-	cfg := w.Acct.Config()
 	ic := lambdafn.InventoryConfig(sc)
 	ic.Mirror.TargetID, ic.MirrorNLBARN = w.Target, w.MirrorNLB
 	c := w.Clients()
-	return opsview.PreflightClients{
-		STS: sts.NewFromConfig(cfg), EC2: ec2.NewFromConfig(cfg), IAM: iam.NewFromConfig(cfg), Lambda: lambda.NewFromConfig(cfg),
-		CloudTrail: cloudtrail.NewFromConfig(cfg), Quotas: servicequotas.NewFromConfig(cfg),
-		Reader: inventory.New(ic, inventory.Clients{EC2: c.EC2, ELBv2: c.ELBv2, Classic: c.Classic}, &inventory.Memo{}, quiet),
-	}
+	return opsview.NewPreflightClients(w.Acct.Config(), inventory.New(ic, inventory.Clients{EC2: c.EC2, ELBv2: c.ELBv2, Classic: c.Classic}, &inventory.Memo{}, quiet))
 }
 
 func TestPreflightGolden(t *testing.T) {

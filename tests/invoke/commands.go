@@ -7,13 +7,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/aws/aws-sdk-go-v2/service/iam"
-	"github.com/aws/aws-sdk-go-v2/service/lambda"
-	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
-
 	"github.com/apitap/apitap/internal/contract"
 	"github.com/apitap/apitap/internal/inventory"
 	"github.com/apitap/apitap/internal/lambdafn"
@@ -79,11 +72,7 @@ func runCommand(out io.Writer, name string, asJSON bool) (int, error) {
 	case contract.CmdStatus:
 		v, err = opsview.GatherStatus(ctx, rd(), w.CloudWatch(), scope, w.Clock.Now())
 	case contract.CmdPreflight:
-		ac := w.Acct.Config()
-		v = opsview.RunPreflight(ctx, opsview.PreflightClients{
-			STS: sts.NewFromConfig(ac), EC2: ec2.NewFromConfig(ac), IAM: iam.NewFromConfig(ac), Lambda: lambda.NewFromConfig(ac),
-			CloudTrail: cloudtrail.NewFromConfig(ac), Quotas: servicequotas.NewFromConfig(ac), Reader: rd(),
-		}, w.StackConfig(), w.Clock.Now())
+		v = opsview.RunPreflight(ctx, opsview.NewPreflightClients(w.Acct.Config(), rd()), w.StackConfig(), w.Clock.Now())
 	}
 	if err != nil {
 		return 1, err
