@@ -107,6 +107,8 @@ var Excluded = map[string]string{
 	"kms:Encrypt":                                      "listed for AWS::Lambda::Function: only with KmsKeyArn, not set",
 	"kms:GenerateDataKey":                              "listed for AWS::Lambda::Function: only with KmsKeyArn, not set",
 	"ec2:DescribeIpamPools":                            "the NLB uses no IPAM pools",
+	"kinesis:*":                                        "the diagnoses table streams to no Kinesis data stream",
+	"kms:RevokeGrant":                                  "listed for AWS::DynamoDB::Table: only with a customer managed key (SSESpecification), not set",
 	"elasticloadbalancing:ModifyIpPools":               "the NLB uses no IPAM pools",
 	"elasticloadbalancing:ModifyCapacityReservation":   "the NLB has no capacity reservation",
 	"elasticloadbalancing:DescribeCapacityReservation": "the NLB has no capacity reservation",
@@ -338,6 +340,11 @@ func (g *generator) resourcesFor(action string, r resource, own []string) []stri
 	}
 	if svc == "ec2" && (strings.HasPrefix(name, "Describe") || strings.HasPrefix(name, "Get")) {
 		return []string{"*"}
+	}
+	if r.Type == "AWS::DynamoDB::Table" && (svc == "logs" || svc == "s3") {
+		// The table imports nothing (ImportSourceSpecification): its
+		// handler's S3 and Logs permissions serve imports only.
+		return nil
 	}
 	if svc != serviceOf(r.Type) && !(svc == "ec2" && serviceOf(r.Type) == "ec2") {
 		// Another service's action that no rule above scoped: grant it on

@@ -58,6 +58,12 @@ func (g *generator) scope(id string, r resource) ([]string, error) {
 			return nil, err
 		}
 		return []string{g.arn("sqs", name)}, nil
+	case "AWS::DynamoDB::Table":
+		name, err := need("TableName")
+		if err != nil {
+			return nil, err
+		}
+		return []string{g.arn("dynamodb", "table/"+name), g.arn("dynamodb", "table/"+name+"/*")}, nil
 	case "AWS::SQS::QueuePolicy":
 		return g.refsNamed(id, r, "Queues", "AWS::SQS::Queue", "QueueName", func(n string) string { return g.arn("sqs", n) })
 	case "AWS::SNS::Topic":

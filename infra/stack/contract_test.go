@@ -45,6 +45,9 @@ func resolve(t *testing.T, s *synthesized, v any) string {
 			}
 		}
 	}
+	if r, ok := render(t, s, v).(string); ok {
+		return r
+	}
 	t.Fatalf("environment value %v: no stand-in for it", jsonOf(v))
 	return ""
 }

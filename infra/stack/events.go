@@ -20,7 +20,7 @@ var Rules = []Rule{
 	{"AutoScalingRule", "autoscaling", "instance-events", "Auto Scaling launches and terminations"},
 	{"TargetRegistrationRule", "targets", "instance-events", "ELBv2 and Classic ELB target (de)registrations (CloudTrail)"},
 	{"EcsTaskRule", "ecs-tasks", "instance-events", "ECS tasks starting and stopping (ip targets; no trail needed)"},
-	{"StackStatusRule", "stack", "stack-events", "status changes of this CloudFormation stack"},
+	{"StackStatusRule", "stack", "stack-events", "status changes of this CloudFormation stack and its resources"},
 	{"ReconcileSchedule", "reconcile", "reconcile", "scheduled full reconcile"},
 }
 
@@ -77,8 +77,10 @@ func (s *Stack) events(fns functions, m mirror, n notifications) {
 		// This stack only: its id, not its name, so a deleted and
 		// recreated stack of the same name is another stack.
 		"StackStatusRule": {
-			Source:     jsii.Strings("aws.cloudformation"),
-			DetailType: jsii.Strings("CloudFormation Stack Status Change"),
+			Source: jsii.Strings("aws.cloudformation"),
+			// Resource status changes carry the failures' reasons
+			// (docs/aws.md, "Diagnosis").
+			DetailType: jsii.Strings("CloudFormation Stack Status Change", "CloudFormation Resource Status Change"),
 			Detail:     &map[string]any{"stack-id": []*string{awscdk.Aws_STACK_ID()}},
 		},
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambdadestinations"
@@ -72,8 +73,24 @@ type function struct {
 
 type functions map[string]*function
 
-func (s *Stack) functions(m mirror, n notifications, assets Assets) functions {
+func (s *Stack) functions(m mirror, f fleet, n notifications, assets Assets) functions {
 	cfg, st := s.Config, s.Stack
+	// Diagnoses published once each, and remediation actions with their
+	// times (the cooldown): small items, read by key.
+	diagnoses := awsdynamodb.NewTable(st, jsii.String("Diagnoses"), &awsdynamodb.TableProps{
+		TableName:                        jsii.String(s.Names.Diagnoses),
+		PartitionKey:                     &awsdynamodb.Attribute{Name: jsii.String(contract.DiagnosisKey), Type: awsdynamodb.AttributeType_STRING},
+		BillingMode:                      awsdynamodb.BillingMode_PAY_PER_REQUEST,
+		TimeToLiveAttribute:              jsii.String(contract.DiagnosisExpires),
+		PointInTimeRecoverySpecification: &awsdynamodb.PointInTimeRecoverySpecification{PointInTimeRecoveryEnabled: jsii.Bool(true)},
+		RemovalPolicy:                    awscdk.RemovalPolicy_DESTROY,
+	})
+	s.diagnoses = diagnoses
+	var subnets []string
+	ids, zones := cfg.SubnetIDs()
+	for i, id := range ids {
+		subnets = append(subnets, id+"="+zones[i])
+	}
 	env := map[string]*string{
 		contract.EnvStackName:     jsii.String(cfg.StackName),
 		contract.EnvTargetID:      m.target.Ref(),
@@ -85,6 +102,17 @@ func (s *Stack) functions(m mirror, n notifications, assets Assets) functions {
 		contract.EnvSessionNumber: jsii.String(fmt.Sprint(cfg.SessionNumber)),
 		contract.EnvConflict:      jsii.String(cfg.ConflictPolicy),
 		contract.EnvAccountID:     awscdk.Aws_ACCOUNT_ID(),
+		contract.EnvTopicARN:      n.topic.TopicArn(),
+		contract.EnvDiagnoses:     diagnoses.TableName(),
+		contract.EnvFleetGroup:    jsii.String(s.Names.AutoScalingGroup),
+		contract.EnvSnifferTG:     m.tg.TargetGroupArn(),
+		contract.EnvVolumeKey:     f.key.KeyArn(),
+		contract.EnvReconcileFn:   jsii.String(s.Names.Functions[contract.FnReconcile]),
+		contract.EnvInstanceTypes: jsii.String(strings.Join(cfg.InstanceTypes, ",")),
+		contract.EnvSubnets:       jsii.String(strings.Join(subnets, ",")),
+		contract.EnvRemediate:     jsii.String(strings.Join(cfg.Remediate, ",")),
+		contract.EnvCooldown:      jsii.String(fmt.Sprint(cfg.RemediationCooldownMinutes)),
+		contract.EnvUnhealthy:     jsii.String(fmt.Sprint(cfg.UnhealthyMinutes)),
 	}
 	out := functions{}
 	for _, spec := range FunctionSpecs {
@@ -104,6 +132,9 @@ func (s *Stack) functions(m mirror, n notifications, assets Assets) functions {
 			s.grantCommand(role, logs, spec)
 		} else {
 			s.grantFunction(role, logs, m, spec)
+			if spec.Key != contract.FnTeardown {
+				s.grantDiagnosis(role, diagnoses, n, f, spec)
+			}
 		}
 		if spec.Key == contract.CmdPreflight {
 			fnEnv = maps.Clone(env)
@@ -185,6 +216,36 @@ func (s *Stack) grantFunction(role awsiam.Role, logs awslogs.LogGroup, m mirror,
 	}
 	add("DeleteOwnSessions", []string{"ec2:DeleteTrafficMirrorSession"}, []string{arn("traffic-mirror-session/*")},
 		map[string]any{"StringEquals": map[string]any{"aws:ResourceTag/" + TagStack: cfg.StackName}})
+}
+
+// grantDiagnosis lets the event and reconcile functions diagnose and
+// report (read the stack's events, metrics and fleet; publish once to the
+// topic), and act only for the remediation classes the configuration
+// enables.
+func (s *Stack) grantDiagnosis(role awsiam.Role, table awsdynamodb.Table, n notifications, f fleet, spec FunctionSpec) {
+	cfg := s.Config
+	add := func(sid string, actions []string, resources ...string) {
+		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{Sid: jsii.String(sid), Actions: jsii.Strings(actions...), Resources: jsii.Strings(resources...)}))
+	}
+	add("RecordDiagnoses", []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Scan"}, *table.TableArn())
+	add("PublishDiagnoses", []string{"sns:Publish"}, *n.topic.TopicArn())
+	// The topic is encrypted with the stack's key.
+	add("EncryptDiagnoses", []string{"kms:GenerateDataKey", "kms:Decrypt"}, *n.key.KeyArn())
+	add("ReadStackEvents", []string{"cloudformation:DescribeStackEvents"}, *awscdk.Aws_STACK_ID())
+	add("ReadHealth", []string{"cloudwatch:GetMetricData"}, "*")
+	group := fmt.Sprintf("arn:%s:autoscaling:%s:%s:autoScalingGroup:*:autoScalingGroupName/%s", cfg.Partition(), cfg.Region, cfg.Account, s.Names.AutoScalingGroup)
+	if cfg.Remediates("capacity") {
+		add("RemedyCapacity", []string{"autoscaling:UpdateAutoScalingGroup"}, group)
+	}
+	if cfg.Remediates("kms") {
+		add("RemedyKms", []string{"kms:GetKeyPolicy", "kms:PutKeyPolicy"}, *f.key.KeyArn())
+	}
+	if cfg.Remediates("sessions") {
+		add("RemedySessions", []string{"lambda:InvokeFunction"}, fmt.Sprintf("arn:%s:lambda:%s:%s:function:%s", cfg.Partition(), cfg.Region, cfg.Account, s.Names.Functions[contract.FnReconcile]))
+	}
+	if cfg.Remediates("sniffers") {
+		add("RemedySniffers", []string{"autoscaling:TerminateInstanceInAutoScalingGroup"}, group)
+	}
 }
 
 // grantCommand gives an operator command read access: the orchestrator's

@@ -114,6 +114,8 @@ func (s *Stack) suppressions() {
 
 	suppress(s.fl.role, suppression{id: "AwsSolutions-IAM5", reason: reasonPutMetricData, appliesTo: []string{"Resource::*"}})
 	checkovSkip(s.fl.role.Node().FindChild(jsii.String("DefaultPolicy")), suppression{id: "CKV_AWS_111", reason: reasonSessionManager})
+	checkovSkip(s.diagnoses, suppression{id: "CKV_AWS_119", reason: "the table holds diagnosis keys, times and the " +
+		"remediation record, no secrets and no traffic; DynamoDB encrypts it at rest with its own key"})
 	checkovSkip(s.fl.logs, suppression{id: "CKV_AWS_158", reason: "the sniffers' log lines hold counts, addresses and errors, " +
 		"never mirrored payloads (records go to Kafka only); CloudWatch Logs encrypts them at rest with its own key"})
 	// cfn-lint's own patch of the rule schema says ipv4-network; the EC2
@@ -136,6 +138,11 @@ func (s *Stack) suppressions() {
 				suppression{id: "AwsSolutions-IAM5", reason: reasonENI, appliesTo: []string{arn("network-interface/*")}})
 		}
 		sups = append(sups, suppression{id: "AwsSolutions-IAM5", reason: reasonSession, appliesTo: []string{arn("traffic-mirror-session/*")}})
+		if !spec.Command && spec.Key != contract.FnTeardown && (c.Remediates("capacity") || c.Remediates("sniffers")) {
+			sups = append(sups, suppression{id: "AwsSolutions-IAM5", appliesTo: []string{fmt.Sprintf("Resource::arn:%s:autoscaling:%s:%s:autoScalingGroup:*:autoScalingGroupName/%s",
+				c.Partition(), c.Region, c.Account, s.Names.AutoScalingGroup)},
+				reason: "an Auto Scaling group's ARN holds an id assigned at creation: the statement names the fleet's group by its name"})
+		}
 		suppress(f.role, sups...)
 
 		skips := []suppression{

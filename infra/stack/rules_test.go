@@ -64,13 +64,13 @@ print(json.dumps(out))`
 			return []string{"autoscaling"}
 		case strings.HasPrefix(sample, "cloudtrail-"):
 			return []string{"targets"}
-		case strings.HasPrefix(sample, "cfn-stack-"):
+		case strings.HasPrefix(sample, "cfn-stack-"), strings.HasPrefix(sample, "cfn-resource-"):
 			return []string{"stack"}
 		case strings.HasPrefix(sample, "ecs-task-state-"):
 			return []string{"ecs-tasks"}
 		}
-		// Custom resource requests, resource status changes and the
-		// scheduled event reach functions other ways.
+		// Custom resource requests and the scheduled event reach
+		// functions other ways.
 		return nil
 	}
 	var names []string

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
@@ -102,6 +103,8 @@ type Stack struct {
 	mr     mirror
 	fns    functions
 	trl    *trail
+	// diagnoses is the table of published diagnoses and remediations.
+	diagnoses awsdynamodb.Table
 }
 
 // New adds apitap's stack to scope. The configuration must be valid (see
@@ -151,7 +154,7 @@ func New(scope constructs.Construct, p Props) (*Stack, error) {
 	n := s.notifications()
 	fleet := s.fleet(net, n, string(unit), p.Assets)
 	mirror := s.mirror(net, fleet)
-	fns := s.functions(mirror, n, p.Assets)
+	fns := s.functions(mirror, fleet, n, p.Assets)
 	s.events(fns, mirror, n)
 	if cfg.CreateTrail {
 		s.trl = s.trail()

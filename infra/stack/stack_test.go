@@ -60,6 +60,7 @@ func config(variant string) stack.Config {
 		c.ReconcileSchedule = "rate(10 minutes)"
 		c.LogRetentionDays = 90
 		c.ReconcileReservedConcurrency = 1
+		c.Remediate = []string{"capacity", "kms", "sessions", "sniffers"}
 	case "scram":
 		c.KafkaAuth = stack.KafkaAuthSCRAMSHA512
 		c.KafkaSecretARN = secretARN

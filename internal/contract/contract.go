@@ -24,6 +24,22 @@ const (
 	EnvConflict      = "APITAP_CONFLICT_POLICY"  // skip (default) or coexist
 	EnvRate          = "APITAP_MUTATIONS_PER_SECOND"
 	EnvAccountID     = "APITAP_ACCOUNT_ID"
+	// Diagnosis and remediation (README "Troubleshooting").
+	EnvTopicARN      = "APITAP_TOPIC_ARN"                    // the stack's SNS topic: diagnoses go there
+	EnvDiagnoses     = "APITAP_DIAGNOSES_TABLE"              // DynamoDB table: what was published, what was done
+	EnvFleetGroup    = "APITAP_FLEET_GROUP"                  // the sniffers' Auto Scaling group
+	EnvSnifferTG     = "APITAP_SNIFFER_TARGET_GROUP"         // the sniffers' target group behind the mirror NLB
+	EnvVolumeKey     = "APITAP_VOLUME_KEY_ARN"               // the stack's own EBS key
+	EnvReconcileFn   = "APITAP_RECONCILE_FUNCTION"           // the reconcile function's name
+	EnvInstanceTypes = "APITAP_INSTANCE_TYPES"               // the configured sniffer types, in order
+	EnvSubnets       = "APITAP_SUBNETS"                      // the configured subnets, id=zone,...
+	EnvRemediate     = "APITAP_REMEDIATE"                    // the classes that act, comma-separated
+	EnvCooldown      = "APITAP_REMEDIATION_COOLDOWN_MINUTES" // least time between two actions of a class
+	EnvUnhealthy     = "APITAP_UNHEALTHY_MINUTES"            // how long a sniffer may be unhealthy
+	// DiagnosisKey and DiagnosisExpires are the diagnoses table's
+	// partition key and time-to-live attribute.
+	DiagnosisKey     = "Key"
+	DiagnosisExpires = "Expires"
 	// EnvConfig holds the stack's whole configuration as JSON, on the
 	// preflight function only (it checks what the others need not know).
 	EnvConfig = "APITAP_CONFIG"
@@ -37,6 +53,8 @@ const (
 var FunctionEnv = []string{
 	EnvStackName, EnvTargetID, EnvFilterID, EnvMirrorNLBARN, EnvVPCID, EnvLBARNs, EnvLBTags,
 	EnvSessionNumber, EnvConflict, EnvAccountID,
+	EnvTopicARN, EnvDiagnoses, EnvFleetGroup, EnvSnifferTG, EnvVolumeKey, EnvReconcileFn, EnvInstanceTypes, EnvSubnets,
+	EnvRemediate, EnvCooldown, EnvUnhealthy,
 }
 
 // Tags apitap puts on every mirror session it creates (docs/contracts.md

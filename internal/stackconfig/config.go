@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -110,11 +111,30 @@ type Config struct {
 	// LogRetentionDays of the functions' and the sniffers' log groups.
 	// Default 30.
 	LogRetentionDays int
+	// Remediate lists the remediation classes that act when diagnosed
+	// (RemedyClasses); the others are only reported. Default none.
+	Remediate []string
+	// RemediationCooldownMinutes is the least time between two actions
+	// of one class. Default 30.
+	RemediationCooldownMinutes int
+	// UnhealthyMinutes is how long a sniffer may fail the NLB health check
+	// before it is reported (and, with "sniffers", replaced). Default 15.
+	UnhealthyMinutes int
 	// ReconcileReservedConcurrency, when above 0, reserves that much
 	// concurrency for the reconcile function (1: one pass at a time).
 	// Default 0: none, which any account can deploy.
 	ReconcileReservedConcurrency int
 }
+
+// RemedyClasses are the remediations apitap can make (README
+// "Troubleshooting"): capacity (the fleet's instance types and zones,
+// within the configured lists), kms (the stack's own EBS key's grant to
+// Auto Scaling), sessions (a reconcile at once), sniffers (replace one that
+// stays unhealthy).
+var RemedyClasses = []string{"capacity", "kms", "sessions", "sniffers"}
+
+// Remediates reports whether the class acts (not only reports).
+func (c Config) Remediates(class string) bool { return slices.Contains(c.Remediate, class) }
 
 // Defaults.
 var (
@@ -129,6 +149,8 @@ const (
 	DefaultLogRetentionDays  = 30
 	DefaultMinCapacity       = 2
 	DefaultMaxCapacity       = 6
+	DefaultCooldownMinutes   = 30
+	DefaultUnhealthyMinutes  = 15
 
 	// MaxFilterRules is AWS's limit of rules per traffic mirror filter,
 	// both directions together; it cannot be raised.
@@ -175,6 +197,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.LogRetentionDays == 0 {
 		c.LogRetentionDays = DefaultLogRetentionDays
+	}
+	if c.RemediationCooldownMinutes == 0 {
+		c.RemediationCooldownMinutes = DefaultCooldownMinutes
+	}
+	if c.UnhealthyMinutes == 0 {
+		c.UnhealthyMinutes = DefaultUnhealthyMinutes
 	}
 	return c
 }
@@ -435,6 +463,17 @@ func (c Config) Validate() error {
 	if c.NotificationEmail != "" && !reEmail.MatchString(c.NotificationEmail) {
 		bad("notificationEmail", "%q is not an e-mail address", c.NotificationEmail)
 	}
+	for _, r := range c.Remediate {
+		if !slices.Contains(RemedyClasses, r) {
+			bad("remediate", "%q is not one of %v", r, RemedyClasses)
+		}
+	}
+	if c.RemediationCooldownMinutes < 5 || c.RemediationCooldownMinutes > 1440 {
+		bad("remediationCooldownMinutes", "%d is outside 5-1440", c.RemediationCooldownMinutes)
+	}
+	if c.UnhealthyMinutes < 5 || c.UnhealthyMinutes > 1440 {
+		bad("unhealthyMinutes", "%d is outside 5-1440", c.UnhealthyMinutes)
+	}
 	if c.ReconcileReservedConcurrency < 0 || c.ReconcileReservedConcurrency > 1000 {
 		bad("reconcileReservedConcurrency", "%d is outside 0 (none, the default) to 1000", c.ReconcileReservedConcurrency)
 	}
@@ -517,6 +556,9 @@ func FromContext(get func(key string) any) (Config, error) {
 		SkipIPv6:             !r.booleanOr("mirrorIpv6", true),
 
 		ReconcileReservedConcurrency: r.integer("reconcileReservedConcurrency"),
+		Remediate:                    r.list("remediate"),
+		RemediationCooldownMinutes:   r.integer("remediationCooldownMinutes"),
+		UnhealthyMinutes:             r.integer("unhealthyMinutes"),
 	}
 	for _, p := range r.list("mirrorPorts") {
 		pr, err := parsePortRange(p)

@@ -23,6 +23,7 @@ type Names struct {
 	LogGroups         map[string]string // function key -> log group name
 	SnifferLogGroup   string
 	FailureQueue      string
+	Diagnoses         string // DynamoDB table of published diagnoses and remediation actions
 	Topic             string
 	LoadBalancer      string // at most 32 characters
 	TargetGroup       string // at most 32 characters
@@ -50,6 +51,7 @@ func NamesFor(c Config) Names {
 		Functions:         map[string]string{},
 		LogGroups:         map[string]string{},
 		FailureQueue:      s + "-failed-events",
+		Diagnoses:         s + "-diagnoses",
 		SnifferLogGroup:   "/apitap/" + s + "/sniffers",
 		Topic:             s + "-notifications",
 		LoadBalancer:      shortName(s, "mirror", 32),
