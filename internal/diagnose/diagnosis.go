@@ -26,6 +26,9 @@ type Failure struct {
 	// (an activity's Details "Availability Zone").
 	Zone string
 	Time time.Time
+	// Activity is true for an Auto Scaling activity: its caller is the
+	// group's service-linked role, not the deploying principal.
+	Activity bool
 }
 
 // FromStackEvent is the failure of a stack event (a Cause's Event).
@@ -39,7 +42,7 @@ func FromStackEvent(e StackEvent) Failure {
 // Details' "Availability Zone".
 func FromActivity(group, statusCode, statusMessage, zone string, at time.Time) Failure {
 	return Failure{Resource: group, ResourceType: "AWS::AutoScaling::AutoScalingGroup",
-		Code: statusCode, Message: statusMessage, Zone: zone, Time: at}
+		Code: statusCode, Message: statusMessage, Zone: zone, Time: at, Activity: true}
 }
 
 // Diagnosis is what failed, why, and what fixes it.
@@ -98,11 +101,11 @@ func Diagnose(f Failure, cfg stackconfig.Config) Diagnosis {
 	if f.Code != "" {
 		d.Evidence = f.Code + ": " + d.Evidence
 	}
-	d.Fix = fix(c, cfg)
+	d.Fix = fix(c, cfg, f.Activity)
 	return d
 }
 
-func fix(c Classification, cfg stackconfig.Config) string {
+func fix(c Classification, cfg stackconfig.Config, activity bool) string {
 	switch c.Class {
 	case KMSLaunch:
 		return "Let the Auto Scaling service-linked role use the key that encrypts the sniffers' volumes " +
@@ -122,7 +125,11 @@ func fix(c Classification, cfg stackconfig.Config) string {
 			"mirror sessions, targets or filters of this account and Region (or rules of the filter), or mirror fewer "+
 			"port ranges (apitap:mirrorPorts, apitap:mirrorIpv6 false).", q)
 	case AccessDenied:
-		return accessFix(c)
+		caller := "the deploying principal (the stack's CloudFormation execution role)"
+		if activity {
+			caller = AutoScalingRoleARN(partitionOf(cfg), accountOf(cfg))
+		}
+		return accessFix(c, caller)
 	case ResourceLimit:
 		q := c.Quota
 		if q == "" {
@@ -162,9 +169,10 @@ func placementFix(c Classification, cfg stackconfig.Config) string {
 	return b.String()
 }
 
-func accessFix(c Classification) string {
+// accessFix: caller is who made the call when the message does not say.
+func accessFix(c Classification, caller string) string {
 	action := orUnknown(c.Action, "the denied action")
-	principal := orUnknown(c.Principal, "the deploying principal (the CloudFormation execution role)")
+	principal := orUnknown(c.Principal, caller)
 	resource := ""
 	if c.Resource != "" {
 		resource = " on " + c.Resource

@@ -63,6 +63,8 @@ func TestDiagnose(t *testing.T) {
 			class: AccessDenied, resource: "MirrorTarget", fix: []string{"explicit deny in a service control policy", "an Allow does not help"}},
 		{name: "access denied to create the role", f: stackEvent("SnifferGroup", "", "AWS::AutoScaling::AutoScalingGroup", "User: arn:aws:sts::123456789012:assumed-role/deployer/x is not authorized to perform: iam:CreateServiceLinkedRole on resource: arn:aws:iam::123456789012:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"),
 			class: AccessDenied, resource: "SnifferGroup", fix: []string{"Allow iam:CreateServiceLinkedRole", CreateSLRCommand}},
+		{name: "access denied to Auto Scaling", f: FromActivity("apitap-sniffers", "Failed", "Client.UnauthorizedOperation: You are not authorized to perform this operation.", "us-east-1a", at),
+			class: AccessDenied, resource: "apitap-sniffers", fix: []string{"Allow the denied action to " + slr}},
 		{name: "vCPU limit", f: FromActivity("apitap-sniffers", "Failed", "You have requested more vCPU capacity than your current vCPU limit of 32 allows for the instance bucket that the specified instance type belongs to.", "us-east-1a", at),
 			class: ResourceLimit, resource: "apitap-sniffers", fix: []string{"VcpuLimitExceeded is reached", "Service Quotas"}},
 		{name: "unknown", f: stackEvent("Teardown", "", "Custom::ApitapTeardown", "Resource timed out waiting for completion"),
