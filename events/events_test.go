@@ -39,6 +39,11 @@ func ec2State(state string) check {
 }
 
 func asg(detailType, instance, statusCode, statusMessage string) check {
+	return asgOf("web-asg", detailType, instance, statusCode, statusMessage)
+}
+
+// asgOf checks an Auto Scaling activity of group.
+func asgOf(group, detailType, instance, statusCode, statusMessage string) check {
 	return func(t *testing.T, raw []byte) {
 		e := mustParse(t, raw, AutoScaling)
 		if e.DetailType != detailType {
@@ -48,7 +53,7 @@ func asg(detailType, instance, statusCode, statusMessage string) check {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d.EC2InstanceID != instance || d.AutoScalingGroupName != "web-asg" || d.StatusCode != statusCode || d.StatusMessage != statusMessage {
+		if d.EC2InstanceID != instance || d.AutoScalingGroupName != group || d.StatusCode != statusCode || d.StatusMessage != statusMessage {
 			t.Errorf("detail = %+v", d)
 		}
 		if d.ActivityID == "" || d.Cause == "" || d.Description == "" || d.StartTime == "" || d.EndTime == "" || d.Origin == "" || d.Destination == "" {
@@ -56,6 +61,40 @@ func asg(detailType, instance, statusCode, statusMessage string) check {
 		}
 		if !strings.HasPrefix(d.Details.AvailabilityZone, "us-east-1") || !strings.HasPrefix(d.Details.SubnetID, "subnet-") {
 			t.Errorf("Details = %+v", d.Details)
+		}
+		if !strings.HasSuffix(e.Resources[0], ":autoScalingGroupName/"+group) || (instance != "") != (len(e.Resources) == 2) {
+			t.Errorf("resources = %v, want the group's ARN and the instance's, if any", e.Resources)
+		}
+		if !strings.HasSuffix(d.Description, "Status Reason: "+statusMessage) && statusMessage != "" {
+			t.Errorf("Description %q does not end in the status message", d.Description)
+		}
+	}
+}
+
+// resource checks a CloudFormation Resource Status Change: CREATE_FAILED
+// of the stack's logicalID with a status reason containing each of reason.
+func resource(logicalID, physicalID, resourceType string, reason ...string) check {
+	return func(t *testing.T, raw []byte) {
+		e := mustParse(t, raw, ResourceStatus)
+		d, err := e.ResourceStatusChange()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.StackID != stackID || d.LogicalResourceID != logicalID || d.PhysicalResourceID != physicalID ||
+			d.ResourceType != resourceType || d.Status != "CREATE_FAILED" || d.ClientRequestToken != "" {
+			t.Errorf("detail = %+v", d)
+		}
+		for _, r := range reason {
+			if !strings.Contains(d.StatusReason, r) {
+				t.Errorf("status reason %q lacks %q", d.StatusReason, r)
+			}
+		}
+		// CloudFormation's resource handlers wrap the service's message.
+		if !strings.HasPrefix(d.StatusReason, `Resource handler returned message: "`) || !strings.Contains(d.StatusReason, "(RequestToken: ") {
+			t.Errorf("status reason %q is not a resource handler's message", d.StatusReason)
+		}
+		if !slices.Equal(e.Resources, []string{stackID}) {
+			t.Errorf("resources = %v", e.Resources)
 		}
 	}
 }
@@ -185,10 +224,14 @@ var samplesTable = map[string]check{
 	"ec2-state-shutting-down.json": ec2State(StateShuttingDown),
 	"ec2-state-terminated.json":    ec2State(StateTerminated),
 
-	"autoscaling-launch-successful.json":      asg(DetailLaunchSuccessful, "i-0abc0000000000002", "InProgress", ""),
-	"autoscaling-terminate-successful.json":   asg(DetailTerminateSuccessful, "i-0abc0000000000003", "InProgress", ""),
-	"autoscaling-launch-unsuccessful.json":    asg(DetailLaunchUnsuccessful, "i-0abc0000000000004", "Failed", "Client.InternalError: Client error on launch"),
-	"autoscaling-terminate-unsuccessful.json": asg(DetailTerminateUnsuccessful, "i-0abc0000000000005", "Failed", "Client.UnauthorizedOperation: You are not authorized to perform this operation."),
+	"autoscaling-launch-successful.json":    asg(DetailLaunchSuccessful, "i-0abc0000000000002", "InProgress", ""),
+	"autoscaling-terminate-successful.json": asg(DetailTerminateSuccessful, "i-0abc0000000000003", "InProgress", ""),
+	"autoscaling-launch-unsuccessful.json":  asg(DetailLaunchUnsuccessful, "i-0abc0000000000004", "Failed", "Client.InternalError: Client error on launch"),
+	"autoscaling-launch-unsuccessful-capacity.json": asgOf("apitap-sniffers", DetailLaunchUnsuccessful, "", "Failed",
+		"We currently do not have sufficient c7g.large capacity in the Availability Zone you requested (us-east-1a). Our system will be working on provisioning additional capacity. "+
+			"You can currently get c7g.large capacity by not specifying an Availability Zone in your request or choosing us-east-1b, us-east-1c, us-east-1d, us-east-1f. Launching EC2 instance failed."),
+	"autoscaling-launch-unsuccessful-kms.json": asgOf("apitap-sniffers", DetailLaunchUnsuccessful, "i-0abc0000000000007", "Failed", "Client.InternalError: Client error on launch"),
+	"autoscaling-terminate-unsuccessful.json":  asg(DetailTerminateUnsuccessful, "i-0abc0000000000005", "Failed", "Client.UnauthorizedOperation: You are not authorized to perform this operation."),
 
 	"cloudtrail-elbv2-register-targets-instance.json":   elbv2(EventRegisterTargets, "", tgInstances, Target{ID: "i-0abc0000000000002", Port: 80}),
 	"cloudtrail-elbv2-deregister-targets-instance.json": elbv2(EventDeregisterTargets, "", tgInstances, Target{ID: "i-0abc0000000000003", Port: 80}),
@@ -215,18 +258,22 @@ var samplesTable = map[string]check{
 	"cfn-stack-delete-complete.json":                     stack("DELETE_COMPLETE", "", "Console-DeleteStack-7f59c3cf-00d2-40c7-b2ff-e75db0987002"),
 	"cfn-stack-delete-failed.json":                       stack("DELETE_FAILED", "The following resource(s) failed to delete: [MirrorTarget].", ""),
 
-	"cfn-resource-create-failed.json": func(t *testing.T, raw []byte) {
-		e := mustParse(t, raw, ResourceStatus)
-		d, err := e.ResourceStatusChange()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if d.StackID != stackID || d.LogicalResourceID != "SnifferGroup" || d.PhysicalResourceID != "apitap-SnifferGroup-1A2B3C4D5E6F" ||
-			d.ResourceType != "AWS::AutoScaling::AutoScalingGroup" || d.Status != "CREATE_FAILED" ||
-			!strings.Contains(d.StatusReason, "Client.InternalError: Client error on launch") {
-			t.Errorf("detail = %+v", d)
-		}
-	},
+	// The failures the diagnosis classifies (internal/diagnose).
+	"cfn-resource-create-failed.json": resource("SnifferGroup", "apitap-sniffers", "AWS::AutoScaling::AutoScalingGroup",
+		"Client.InternalError: Client error on launch", "HandlerErrorCode: NotStabilized"),
+	"cfn-resource-create-failed-capacity.json": resource("SnifferGroup", "apitap-sniffers", "AWS::AutoScaling::AutoScalingGroup",
+		"We currently do not have sufficient c7g.large capacity in the Availability Zone you requested (us-east-1a).", "HandlerErrorCode: NotStabilized"),
+	"cfn-resource-create-failed-type-not-offered.json": resource("SnifferGroup", "apitap-sniffers", "AWS::AutoScaling::AutoScalingGroup",
+		"Your requested instance type (c6gn.large) is not supported in your requested Availability Zone (us-east-1b).", "HandlerErrorCode: NotStabilized"),
+	"cfn-resource-create-failed-mirror-target-quota.json": resource("MirrorTarget", "", "AWS::EC2::TrafficMirrorTarget",
+		"The maximum number of traffic mirror targets has been reached.", "HandlerErrorCode: ServiceLimitExceeded"),
+	"cfn-resource-create-failed-filter-rule-quota.json": resource("MirrorFilterRuleIPv62Egress", "", "AWS::EC2::TrafficMirrorFilterRule",
+		"Error Code: TrafficMirrorFilterRuleLimitExceeded", "HandlerErrorCode: ServiceLimitExceeded"),
+	"cfn-resource-create-failed-access-denied.json": resource("MirrorTarget", "", "AWS::EC2::TrafficMirrorTarget",
+		"User: arn:aws:sts::123456789012:assumed-role/cdk-hnb659fds-cfn-exec-role-123456789012-us-east-1/AWSCloudFormation is not authorized to perform: ec2:CreateTrafficMirrorTarget on resource: arn:aws:ec2:us-east-1:123456789012:traffic-mirror-target/*",
+		"HandlerErrorCode: AccessDenied"),
+	"cfn-resource-create-failed-slr-missing.json": resource("SnifferVolumeKey", "", "AWS::KMS::Key",
+		"Policy contains a statement with one or more invalid principals.", "HandlerErrorCode: InvalidRequest"),
 
 	"cfn-custom-resource-create.json": custom(RequestCreate, "", "tmf-0abc0000000000001", ""),
 	"cfn-custom-resource-update.json": custom(RequestUpdate, "apitap-teardown", "tmf-0abc0000000000002", "tmf-0abc0000000000001"),
