@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,6 +25,8 @@ import (
 	"github.com/apitap/apitap/internal/inventory"
 	"github.com/apitap/apitap/internal/mirror"
 	"github.com/apitap/apitap/internal/orchestrator"
+	"github.com/apitap/apitap/internal/remedy"
+	"github.com/apitap/apitap/internal/stackconfig"
 )
 
 // ConfigFromEnv reads the orchestrator's configuration from the variables
@@ -107,4 +110,47 @@ func NewClients(cfg aws.Config) orchestrator.Clients {
 		Classic:     elb.NewFromConfig(cfg),
 		AutoScaling: autoscaling.NewFromConfig(cfg),
 	}
+}
+
+// RemedyConfigFromEnv reads the diagnosis and remediation settings the
+// stack sets (internal/contract names them). ok is false when the function
+// has none (a local run without them): it then diagnoses nothing.
+func RemedyConfigFromEnv(getenv func(string) string) (cfg remedy.Config, table, topic string, ok bool, err error) {
+	if getenv(contract.EnvTopicARN) == "" || getenv(contract.EnvDiagnoses) == "" {
+		return cfg, "", "", false, nil
+	}
+	sc := stackconfig.Config{
+		StackName: getenv(contract.EnvStackName), Account: getenv(contract.EnvAccountID), Region: getenv(contract.EnvRegion),
+		Subnets: map[string]string{},
+	}
+	for _, t := range strings.Split(getenv(contract.EnvInstanceTypes), ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			sc.InstanceTypes = append(sc.InstanceTypes, t)
+		}
+	}
+	for _, kv := range strings.Split(getenv(contract.EnvSubnets), ",") {
+		if id, zone, found := strings.Cut(strings.TrimSpace(kv), "="); found {
+			sc.Subnets[id] = zone
+		}
+	}
+	for _, r := range strings.Split(getenv(contract.EnvRemediate), ",") {
+		if r = strings.TrimSpace(r); r != "" {
+			if !slices.Contains(stackconfig.RemedyClasses, r) {
+				return cfg, "", "", false, fmt.Errorf("%s: %q is not one of %v", contract.EnvRemediate, r, stackconfig.RemedyClasses)
+			}
+			sc.Remediate = append(sc.Remediate, r)
+		}
+	}
+	for key, dst := range map[string]*int{contract.EnvCooldown: &sc.RemediationCooldownMinutes, contract.EnvUnhealthy: &sc.UnhealthyMinutes} {
+		if v := getenv(key); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				return cfg, "", "", false, fmt.Errorf("%s: %q is not a positive whole number of minutes", key, v)
+			}
+			*dst = n
+		}
+	}
+	sc = sc.WithDefaults()
+	return remedy.Config{Stack: sc, FleetGroup: getenv(contract.EnvFleetGroup), VolumeKey: getenv(contract.EnvVolumeKey),
+		SnifferTG: getenv(contract.EnvSnifferTG), ReconcileFn: getenv(contract.EnvReconcileFn)}, getenv(contract.EnvDiagnoses), getenv(contract.EnvTopicARN), true, nil
 }

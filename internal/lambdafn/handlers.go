@@ -9,11 +9,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/apitap/apitap/events"
 	"github.com/apitap/apitap/internal/contract"
 	"github.com/apitap/apitap/internal/orchestrator"
+	"github.com/apitap/apitap/internal/remedy"
 	"github.com/apitap/apitap/internal/summary"
 )
 
@@ -29,6 +31,21 @@ type Function struct {
 	Metrics io.Writer
 	// HTTP sends custom resource responses. Default http.DefaultClient.
 	HTTP *http.Client
+	// Remedy diagnoses failures, reports them once and remediates the
+	// enabled classes; nil when the function has no diagnosis set up.
+	Remedy *remedy.Engine
+}
+
+// diagnose runs a diagnosis, when the function has the engine; its error
+// is logged, never fails the invocation (the events it reads are durable
+// and the next failure event tries again).
+func (f *Function) diagnose(what string, run func(*remedy.Engine) error) {
+	if f.Remedy == nil {
+		return
+	}
+	if err := run(f.Remedy); err != nil {
+		f.Log.Error("diagnosing "+what, "err", err)
+	}
 }
 
 // deadline turns the invocation's deadline into the orchestrator's clock.
@@ -114,9 +131,15 @@ func (f *Function) InstanceEvents(ctx context.Context, raw json.RawMessage) erro
 			res = f.O.RemoveInstances(ctx, []string{d.EC2InstanceID}, dl)
 		default:
 			// An application's Auto Scaling group failing is not ours to
-			// act on, but it explains missing sessions: say so.
+			// act on, but it explains missing sessions: say so. The
+			// fleet's own failures are diagnosed.
 			f.Log.Warn("auto scaling activity failed", "group", d.AutoScalingGroupName, "instance", d.EC2InstanceID,
 				"detail_type", e.DetailType, "status", d.StatusCode, "message", d.StatusMessage)
+			if e.DetailType == events.DetailLaunchUnsuccessful {
+				f.diagnose("a launch of "+d.AutoScalingGroupName, func(r *remedy.Engine) error {
+					return r.LaunchFailed(ctx, d.AutoScalingGroupName, d.StatusCode, d.StatusMessage, d.Details.AvailabilityZone, e.Time)
+				})
+			}
 		}
 	case events.CloudTrailELB:
 		call, err := e.CloudTrailCall()
@@ -191,6 +214,19 @@ func (f *Function) StackEvents(ctx context.Context, raw json.RawMessage) error {
 	if err != nil {
 		return err
 	}
+	if e.Kind() == events.ResourceStatus {
+		// A resource's failure carries the reason; the stack's own
+		// failure status follows and is diagnosed the same way, once.
+		d, err := e.ResourceStatusChange()
+		if err != nil {
+			return err
+		}
+		if events.StackNameFromID(d.StackID) == f.StackName && strings.HasSuffix(d.Status, "_FAILED") {
+			f.diagnose("stack "+f.StackName, func(r *remedy.Engine) error { return r.StackFailed(ctx, d.StackID, d.ClientRequestToken) })
+		}
+		f.report("resource "+d.LogicalResourceID+" "+d.Status, nil, start)
+		return nil
+	}
 	if e.Kind() != events.StackStatus {
 		f.Log.Info("event not handled by this function", "kind", e.Kind().String(), "detail_type", e.DetailType)
 		f.report(e.Kind().String(), nil, start)
@@ -214,6 +250,7 @@ func (f *Function) StackEvents(ctx context.Context, raw json.RawMessage) error {
 	case "CREATE_FAILED", "UPDATE_FAILED", "DELETE_FAILED", "ROLLBACK_IN_PROGRESS", "ROLLBACK_COMPLETE",
 		"UPDATE_ROLLBACK_IN_PROGRESS", "UPDATE_ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "UPDATE_ROLLBACK_FAILED":
 		f.Log.Error("stack operation failed", "stack", f.StackName, "status", d.Status, "reason", d.StatusReason)
+		f.diagnose("stack "+f.StackName, func(r *remedy.Engine) error { return r.StackFailed(ctx, d.StackID, d.ClientRequestToken) })
 	default:
 		f.Log.Info("stack status", "stack", f.StackName, "status", d.Status)
 	}
@@ -230,6 +267,13 @@ func (f *Function) Reconcile(ctx context.Context, raw json.RawMessage) error {
 	}
 	res := f.O.Reconcile(ctx, f.deadline(ctx))
 	f.report(trigger, res, start)
+	if res.Left > 0 {
+		// Work left for lack of time: the next pass at once, not in five
+		// minutes (when "sessions" is enabled).
+		f.diagnose("sessions left", func(r *remedy.Engine) error {
+			return r.ReconcileNow(ctx, fmt.Sprintf("%d changes left at %s", res.Left, f.Clock.Now().UTC().Format(time.RFC3339)))
+		})
+	}
 	if len(res.Errors) > 0 && res.Created+res.Deleted == 0 && res.Desired == 0 {
 		// Nothing could be read: let Lambda count a failed invocation.
 		return res.Err()

@@ -10,8 +10,16 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	lambdasvc "github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
 
 	"github.com/apitap/apitap/internal/orchestrator"
+	"github.com/apitap/apitap/internal/remedy"
 )
 
 // Handler is one function's entry point.
@@ -43,6 +51,14 @@ func Main(name string, h Handler) {
 		os.Exit(2)
 	}
 	f := &Function{Name: name, StackName: cfg.Mirror.StackName, O: o, Clock: orchestrator.RealClock{}, Log: log, Metrics: os.Stdout}
+	rc, table, topic, ok, err := RemedyConfigFromEnv(os.Getenv)
+	if err != nil {
+		log.Error("configuration", "err", err)
+		os.Exit(2)
+	}
+	if ok {
+		f.Remedy = NewRemedy(rc, table, topic, awsCfg, log, f.Clock.Now)
+	}
 	if *event != "" {
 		raw, err := os.ReadFile(*event)
 		if err != nil {
@@ -58,4 +74,15 @@ func Main(name string, h Handler) {
 		return
 	}
 	lambda.StartWithOptions(func(ctx context.Context, raw json.RawMessage) error { return h(f, ctx, raw) }, lambda.WithEnableSIGTERM())
+}
+
+// NewRemedy builds the diagnosis engine on one AWS configuration.
+func NewRemedy(cfg remedy.Config, table, topic string, awsCfg aws.Config, log *slog.Logger, now func() time.Time) *remedy.Engine {
+	return &remedy.Engine{
+		Cfg: cfg,
+		Report: &remedy.Reporter{DB: dynamodb.NewFromConfig(awsCfg), TableName: table, Topic: sns.NewFromConfig(awsCfg), TopicARN: topic,
+			Stack: cfg.Stack.StackName, Log: log, Now: now},
+		Events: cloudformation.NewFromConfig(awsCfg), Fleet: autoscaling.NewFromConfig(awsCfg), Keys: kms.NewFromConfig(awsCfg),
+		Invoker: lambdasvc.NewFromConfig(awsCfg), Log: log,
+	}
 }
