@@ -165,6 +165,10 @@ type state struct {
 	trails  ordered[*trail] // by name
 	metrics metricStore
 	quotas  map[quotaKey]Quota
+
+	topics  ordered[*topic]   // by ARN
+	tables  map[string]*table // by name
+	kmsKeys ordered[*kmsKey]  // by key id
 }
 
 func newState(a *Account) *state {
@@ -192,6 +196,9 @@ func newState(a *Account) *state {
 		trails:        newOrdered[*trail](),
 		quotas:        map[quotaKey]Quota{},
 		caller:        defaultCaller(a.opts.AccountID),
+		topics:        newOrdered[*topic](),
+		tables:        map[string]*table{},
+		kmsKeys:       newOrdered[*kmsKey](),
 	}
 	for _, q := range defaultQuotas(a.opts.MaxSessions) {
 		s.quotas[quotaKey{q.ServiceCode, q.QuotaCode}] = q
