@@ -1156,8 +1156,10 @@ func (a *Account) SetStackOutput(name, key, value string) error {
 	return nil
 }
 
-// AddStackEvent appends an event (e.g. a resource's CREATE_FAILED) to a
-// stack.
+// AddStackEvent adds an event (e.g. a resource's CREATE_FAILED, with its
+// ResourceStatusReason and the ClientRequestToken of the stack operation)
+// to a stack. A zero Timestamp is now; an earlier Timestamp than the
+// newest event's puts the event in its place in time.
 func (a *Account) AddStackEvent(name string, ev StackEvent) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -1177,5 +1179,12 @@ func (s *state) addStackEvent(st *stack, ev StackEvent) {
 	if ev.Timestamp.IsZero() {
 		ev.Timestamp = s.now()
 	}
-	st.events = append(st.events, ev)
+	// Keep the events in time order (equal times in arrival order), so
+	// that DescribeStackEvents' newest first holds for events added with
+	// a Timestamp in the past.
+	i := len(st.events)
+	for i > 0 && st.events[i-1].Timestamp.After(ev.Timestamp) {
+		i--
+	}
+	st.events = slices.Insert(st.events, i, ev)
 }
