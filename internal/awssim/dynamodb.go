@@ -115,7 +115,8 @@ func attrValue(raw json.RawMessage) (typ string, val json.RawMessage, err error)
 	if err := json.Unmarshal(raw, &m); err != nil || len(m) != 1 {
 		return "", nil, badRequest(CodeDDBValidation, "Supplied AttributeValue has more than one datatypes set, must contain exactly one of the supported datatypes")
 	}
-	for typ, val = range m {
+	for k, v := range m {
+		typ, val = k, v
 	}
 	bad := func() (string, json.RawMessage, error) {
 		return "", nil, badRequest(CodeDDBValidation, "One or more parameter values were invalid: invalid %s value %s", typ, val)
@@ -178,7 +179,7 @@ func attrValue(raw json.RawMessage) (typ string, val json.RawMessage, err error)
 			return bad()
 		}
 		if len(set) == 0 {
-			return "", nil, badRequest(CodeDDBValidation, "One or more parameter values were invalid: An string set  may not be empty")
+			return "", nil, badRequest(CodeDDBValidation, "One or more parameter values were invalid: An %s set may not be empty", typ)
 		}
 		if len(slices.Compact(slices.Sorted(slices.Values(set)))) != len(set) {
 			return "", nil, badRequest(CodeDDBValidation, "One or more parameter values were invalid: Input collection %s contains duplicates.", val)
