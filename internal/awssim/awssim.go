@@ -11,11 +11,15 @@
 //	elbv2           Query         path /elbv2 or Version 2015-12-01  load balancers, target groups, target health
 //	elb             Query         path /elb or Version 2012-06-01    Classic load balancers
 //	cloudformation  Query         path /cloudformation or Version    DescribeStacks, DescribeStackEvents
-//	autoscaling     Query         Version 2011-01-01                 DescribeAutoScalingGroups
+//	autoscaling     Query         Version 2011-01-01                 DescribeAutoScalingGroups, UpdateAutoScalingGroup,
+//	                                                                 SetInstanceHealth, TerminateInstanceInAutoScalingGroup
 //	iam             Query         Version 2010-05-08                 GetRole
 //	sts             Query         Version 2011-06-15                 GetCallerIdentity
+//	sns             Query         Version 2010-03-31                 Publish
 //	cloudtrail      awsJson1_1    X-Amz-Target CloudTrail_20131101   DescribeTrails, GetTrailStatus, GetEventSelectors
 //	servicequotas   awsJson1_1    X-Amz-Target ServiceQuotasV20190624 GetServiceQuota
+//	kms             awsJson1_1    X-Amz-Target TrentService          GetKeyPolicy, PutKeyPolicy
+//	dynamodb        awsJson1_0    X-Amz-Target DynamoDB_20120810     PutItem, GetItem, DeleteItem, Scan
 //	lambda          restJson1     GET /2016-08-19/account-settings   GetAccountSettings
 //	monitoring      RPCv2 CBOR    /service/GraniteServiceVersion20100801/operation/<Action>
 //	                                                                 PutMetricData, GetMetricData (CloudWatch)
@@ -27,12 +31,20 @@
 //
 // The account keeps state (VPCs, instances, ENIs, load balancers, target
 // groups and targets, Classic load balancers, traffic mirror targets,
-// filters and sessions, CloudFormation stacks, subnets and offerings, IAM
-// roles, trails, metrics, quotas) and enforces AWS's rules on
+// filters and sessions, CloudFormation stacks and their events, Auto
+// Scaling groups, subnets and offerings, IAM roles, trails, metrics,
+// quotas, SNS topics and the messages published to them, DynamoDB tables
+// and items, KMS keys and their policies) and enforces AWS's rules on
 // mirror sessions; see CreateTrafficMirrorSession in ec2.go for the error
-// codes. Tests build the world from Go (AddVPC, AddInstance, ...), inject
-// faults at run time (SetFaults), and read back what was sent (Calls,
-// Stats).
+// codes. Tests build the world from Go (AddVPC, AddInstance, AddTopic,
+// AddTable, AddKey, AddFleetGroup, ...), inject faults at run time
+// (SetFaults), and read back what was sent (Calls, Stats, Published,
+// Items, KeyPolicy, Group).
+//
+// The account is our own idea of AWS: each behaviour it models cites the
+// AWS page it comes from next to the code, and says so where AWS documents
+// nothing and the account had to choose. What a service's file says is not
+// modelled is refused or ignored as that file says, never guessed.
 //
 // Every method is safe for concurrent use. One mutex guards all state: the
 // simulator favours obviously-correct over fast.
@@ -202,8 +214,9 @@ var FilterModes = []FilterMode{FiltersApply, FiltersIgnore, FiltersReject}
 type Faults struct {
 	// ThrottleRate fails requests with EC2's RequestLimitExceeded (HTTP
 	// 503), the Query services' and CloudWatch's Throttling (HTTP 400),
-	// CloudTrail's ThrottlingException, Service Quotas'
-	// TooManyRequestsException or Lambda's TooManyRequestsException (429).
+	// SNS's Throttled (429), CloudTrail's, DynamoDB's and KMS's
+	// ThrottlingException, Service Quotas' TooManyRequestsException or
+	// Lambda's TooManyRequestsException (429).
 	ThrottleRate float64
 	// ServerErrorRate fails requests with HTTP 500 InternalError or 503
 	// Unavailable/ServiceUnavailable, alternately.
@@ -230,6 +243,7 @@ type Faults struct {
 	// permission: UnauthorizedOperation (HTTP 403) from EC2, AccessDenied
 	// from the other Query services and CloudWatch (EC2 API error codes,
 	// common client errors; Elastic Load Balancing common errors),
+	// AuthorizationError (403) from SNS (Publish's errors),
 	// AccessDeniedException from the JSON services (their API references'
 	// common errors).
 	Denied []string
@@ -464,7 +478,8 @@ type Mutation struct {
 	Time    time.Time
 	Service string
 	Action  string
-	// Params are the form fields less Action and Version.
+	// Params are the form fields less Action and Version (Query
+	// services), or {"Body": [the JSON request body]} (JSON services).
 	Params map[string][]string
 	// UserAgent is the request's User-Agent header (the SDK's, with any
 	// app id the caller configured).

@@ -109,9 +109,16 @@ func describeStacks(s *state, form url.Values) (any, error) {
 	return out, nil
 }
 
-// describeStackEvents returns events newest first, as CloudFormation does.
-// The token holds the index (from the oldest) just past the next event to
-// return; events are only appended, so it stays valid as new ones arrive.
+// describeStackEvents returns a stack's events newest first ("in reverse
+// chronological order"), a page at a time with a NextToken, each with its
+// LogicalResourceId, PhysicalResourceId, ResourceType, Timestamp,
+// ResourceStatus, ResourceStatusReason and ClientRequestToken.
+// https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_DescribeStackEvents.html
+// The reference does not give the page size; the account's is
+// cfnEventsPage. The token holds the index (from the oldest) just past the
+// next event to return; new events go after the older ones, so it stays
+// valid as they arrive (an event added from Go with a Timestamp before
+// the newest one's is inserted in time order and may shift a page by one).
 func describeStackEvents(s *state, form url.Values) (any, error) {
 	st, err := s.stackByNameOrID(form.Get("StackName"))
 	if err != nil {

@@ -434,3 +434,45 @@ func TestPathEndpoints(t *testing.T) {
 		}
 	}
 }
+
+// Every field of an event reaches the SDK, and events are newest first by
+// Timestamp even when added out of order.
+func TestStackEventFields(t *testing.T) {
+	clock := NewManualClock(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
+	f := newFixture(t, Options{Clock: clock})
+	c := ctx(t)
+	if _, err := f.acct.AddStack("apitap", nil); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Minute)
+	ev := StackEvent{
+		LogicalResourceID: "Fleet", PhysicalResourceID: "apitap-Fleet-1ABC", ResourceType: "AWS::AutoScaling::AutoScalingGroup",
+		ResourceStatus: "UPDATE_FAILED", ResourceStatusReason: "Resource handler returned message: \"capacity\"",
+		ClientRequestToken: "Console-UpdateStack-1234", Timestamp: clock.Now(),
+	}
+	if err := f.acct.AddStackEvent("apitap", ev); err != nil {
+		t.Fatal(err)
+	}
+	// An event from before: it goes in its place in time.
+	if err := f.acct.AddStackEvent("apitap", StackEvent{LogicalResourceID: "Fleet", ResourceStatus: "UPDATE_IN_PROGRESS",
+		ClientRequestToken: "Console-UpdateStack-1234", Timestamp: clock.Now().Add(-30 * time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := f.cfn.DescribeStackEvents(c, &cloudformation.DescribeStackEventsInput{StackName: aws.String("apitap")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.StackEvents) != 3 || out.NextToken != nil {
+		t.Fatalf("%d events, token %v", len(out.StackEvents), out.NextToken)
+	}
+	got := out.StackEvents[0]
+	if aws.ToString(got.LogicalResourceId) != "Fleet" || aws.ToString(got.PhysicalResourceId) != "apitap-Fleet-1ABC" ||
+		aws.ToString(got.ResourceType) != "AWS::AutoScaling::AutoScalingGroup" || got.ResourceStatus != cfntypes.ResourceStatusUpdateFailed ||
+		aws.ToString(got.ResourceStatusReason) != ev.ResourceStatusReason || aws.ToString(got.ClientRequestToken) != "Console-UpdateStack-1234" ||
+		!aws.ToTime(got.Timestamp).Equal(ev.Timestamp) || aws.ToString(got.EventId) == "" || aws.ToString(got.StackName) != "apitap" {
+		t.Fatalf("event %+v", got)
+	}
+	if out.StackEvents[1].ResourceStatus != cfntypes.ResourceStatusUpdateInProgress || out.StackEvents[2].ResourceStatus != cfntypes.ResourceStatusCreateInProgress {
+		t.Fatalf("not newest first: %v %v", out.StackEvents[1].ResourceStatus, out.StackEvents[2].ResourceStatus)
+	}
+}

@@ -70,6 +70,9 @@ type apiError struct {
 	status  int
 	code    string
 	message string
+	// fields are further members of the error shape, for the JSON
+	// protocols (e.g. DynamoDB's ConditionalCheckFailedException.Item).
+	fields map[string]any
 }
 
 func (e *apiError) Error() string { return e.code + ": " + e.message }

@@ -165,6 +165,10 @@ type state struct {
 	trails  ordered[*trail] // by name
 	metrics metricStore
 	quotas  map[quotaKey]Quota
+
+	topics  ordered[*topic]   // by ARN
+	tables  map[string]*table // by name
+	kmsKeys ordered[*kmsKey]  // by key id
 }
 
 func newState(a *Account) *state {
@@ -192,6 +196,9 @@ func newState(a *Account) *state {
 		trails:        newOrdered[*trail](),
 		quotas:        map[quotaKey]Quota{},
 		caller:        defaultCaller(a.opts.AccountID),
+		topics:        newOrdered[*topic](),
+		tables:        map[string]*table{},
+		kmsKeys:       newOrdered[*kmsKey](),
 	}
 	for _, q := range defaultQuotas(a.opts.MaxSessions) {
 		s.quotas[quotaKey{q.ServiceCode, q.QuotaCode}] = q
@@ -1149,8 +1156,10 @@ func (a *Account) SetStackOutput(name, key, value string) error {
 	return nil
 }
 
-// AddStackEvent appends an event (e.g. a resource's CREATE_FAILED) to a
-// stack.
+// AddStackEvent adds an event (e.g. a resource's CREATE_FAILED, with its
+// ResourceStatusReason and the ClientRequestToken of the stack operation)
+// to a stack. A zero Timestamp is now; an earlier Timestamp than the
+// newest event's puts the event in its place in time.
 func (a *Account) AddStackEvent(name string, ev StackEvent) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -1170,5 +1179,12 @@ func (s *state) addStackEvent(st *stack, ev StackEvent) {
 	if ev.Timestamp.IsZero() {
 		ev.Timestamp = s.now()
 	}
-	st.events = append(st.events, ev)
+	// Keep the events in time order (equal times in arrival order), so
+	// that DescribeStackEvents' newest first holds for events added with
+	// a Timestamp in the past.
+	i := len(st.events)
+	for i > 0 && st.events[i-1].Timestamp.After(ev.Timestamp) {
+		i--
+	}
+	st.events = slices.Insert(st.events, i, ev)
 }

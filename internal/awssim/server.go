@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -57,6 +59,12 @@ type service struct {
 	// target is the X-Amz-Target prefix (protoJSON) or the service shape
 	// name in the path (protoCBOR).
 	target string
+	// jsonVersion is the awsJson version of a protoJSON service: "1.0" or
+	// "" for 1.1 (the Content-Type of its responses).
+	jsonVersion string
+	// crc32 puts X-Amz-Crc32 (the CRC32 of the body) on every response,
+	// as DynamoDB does; its SDK client checks it.
+	crc32 bool
 	// routes map "METHOD /path" to an action (protoRESTJSON).
 	routes map[string]string
 
@@ -79,6 +87,7 @@ type service struct {
 var services = []*service{
 	&ec2Service, &elbv2Service, &elbService, &cfnService, &autoscalingService,
 	&iamService, &stsService, &cloudtrailService, &servicequotasService, &lambdaService, &cloudwatchService,
+	&snsService, &dynamodbService, &kmsService,
 }
 
 // request is one HTTP request, routed to its service and action.
@@ -234,7 +243,7 @@ func (a *Account) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if svc.mutating[action] {
-		a.recordMutation(svc, action, form, r.UserAgent(), err, fault)
+		a.recordMutation(svc, action, form, req.body, r.UserAgent(), err, fault)
 	}
 	if err != nil {
 		writeError(w, svc, reqID, err)
@@ -296,12 +305,15 @@ func serverError(svc *service, odd bool) error {
 	}
 }
 
-func (a *Account) recordMutation(svc *service, action string, form url.Values, ua string, err error, fault string) {
+func (a *Account) recordMutation(svc *service, action string, form url.Values, body []byte, ua string, err error, fault string) {
 	params := map[string][]string{}
 	for k, v := range form {
 		if k != "Action" && k != "Version" {
 			params[k] = slices.Clone(v)
 		}
+	}
+	if svc.protocol != protoQuery && len(body) > 0 {
+		params["Body"] = []string{string(body)}
 	}
 	m := Mutation{Service: svc.name, Action: action, Params: params, UserAgent: ua, Fault: fault}
 	if ae, ok := err.(*apiError); ok {
@@ -471,10 +483,25 @@ func writeBodyJSONOrCBOR(w http.ResponseWriter, svc *service, reqID string, body
 		return
 	}
 	w.Header().Set("x-amzn-RequestId", reqID)
+	setCRC32(w, svc, out)
 	_, _ = w.Write(out)
 }
 
+// setCRC32 sets DynamoDB's X-Amz-Crc32 header: the CRC32 (IEEE) of the
+// body as a decimal number. AWS's API reference does not describe the
+// header; the SDK's dynamodb client does (internal/customizations/doc.go:
+// "DynamoDB responses can include a X-Amz-Crc32 header", checked when
+// present).
+func setCRC32(w http.ResponseWriter, svc *service, body []byte) {
+	if svc.crc32 {
+		w.Header().Set("X-Amz-Crc32", strconv.FormatUint(uint64(crc32.ChecksumIEEE(body)), 10))
+	}
+}
+
 func jsonContentType(svc *service) string {
+	if svc.protocol == protoJSON && svc.jsonVersion != "" {
+		return "application/x-amz-json-" + svc.jsonVersion
+	}
 	if svc.protocol == protoJSON {
 		return "application/x-amz-json-1.1"
 	}
@@ -506,11 +533,15 @@ func writeErrorJSONOrCBOR(w http.ResponseWriter, svc *service, reqID string, ae 
 	default:
 		w.Header().Set("Content-Type", jsonContentType(svc))
 		w.Header().Set("X-Amzn-ErrorType", ae.code)
-		body := map[string]string{"__type": ae.code, "message": ae.message}
+		body := map[string]any{"__type": ae.code, "message": ae.message}
 		if svc.protocol == protoRESTJSON {
-			body = map[string]string{"Type": map[string]string{"Sender": "User", "Receiver": "Service"}[fault], "message": ae.message}
+			body = map[string]any{"Type": map[string]string{"Sender": "User", "Receiver": "Service"}[fault], "message": ae.message}
+		}
+		for k, v := range ae.fields {
+			body[k] = v
 		}
 		out, _ = json.Marshal(body)
+		setCRC32(w, svc, out)
 	}
 	w.WriteHeader(ae.status)
 	_, _ = w.Write(out)
