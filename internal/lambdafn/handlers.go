@@ -267,6 +267,9 @@ func (f *Function) Reconcile(ctx context.Context, raw json.RawMessage) error {
 	}
 	res := f.O.Reconcile(ctx, f.deadline(ctx))
 	f.report(trigger, res, start)
+	// Mirror health on the reconcile's schedule: unhealthy sniffers and
+	// load balancers whose sessions carry no traffic.
+	f.diagnose("mirror health", func(r *remedy.Engine) error { return r.Health(ctx) })
 	if res.Left > 0 {
 		// Work left for lack of time: the next pass at once, not in five
 		// minutes (when "sessions" is enabled).

@@ -13,11 +13,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	lambdasvc "github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 
+	"github.com/apitap/apitap/internal/inventory"
+	"github.com/apitap/apitap/internal/opsview"
 	"github.com/apitap/apitap/internal/orchestrator"
 	"github.com/apitap/apitap/internal/remedy"
 )
@@ -57,7 +61,7 @@ func Main(name string, h Handler) {
 		os.Exit(2)
 	}
 	if ok {
-		f.Remedy = NewRemedy(rc, table, topic, awsCfg, log, f.Clock.Now)
+		f.Remedy = NewRemedy(rc, table, topic, awsCfg, cfg, log, f.Clock.Now)
 	}
 	if *event != "" {
 		raw, err := os.ReadFile(*event)
@@ -77,8 +81,15 @@ func Main(name string, h Handler) {
 }
 
 // NewRemedy builds the diagnosis engine on one AWS configuration.
-func NewRemedy(cfg remedy.Config, table, topic string, awsCfg aws.Config, log *slog.Logger, now func() time.Time) *remedy.Engine {
+func NewRemedy(cfg remedy.Config, table, topic string, awsCfg aws.Config, oc orchestrator.Config, log *slog.Logger, now func() time.Time) *remedy.Engine {
+	clients := NewClients(awsCfg)
+	cw := cloudwatch.NewFromConfig(awsCfg)
 	return &remedy.Engine{
+		Targets: elbv2.NewFromConfig(awsCfg),
+		Status: func(ctx context.Context, at time.Time) (*opsview.Status, error) {
+			rd := inventory.New(oc.Config, inventory.Clients{EC2: clients.EC2, ELBv2: clients.ELBv2, Classic: clients.Classic}, &inventory.Memo{}, log)
+			return opsview.GatherStatus(ctx, rd, cw, opsview.Scope{Mirror: oc.Mirror, Region: oc.Region, VPC: oc.VPCID}, at)
+		},
 		Cfg: cfg,
 		Report: &remedy.Reporter{DB: dynamodb.NewFromConfig(awsCfg), TableName: table, Topic: sns.NewFromConfig(awsCfg), TopicARN: topic,
 			Stack: cfg.Stack.StackName, Log: log, Now: now},

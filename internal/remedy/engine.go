@@ -59,6 +59,10 @@ type Engine struct {
 	Fleet   Fleet
 	Keys    Keys
 	Invoker Invoker
+	// Targets and Status feed Health: the sniffers' target group, and the
+	// status command's view of the stack.
+	Targets TargetHealth
+	Status  StatusFunc
 	Log     *slog.Logger
 }
 

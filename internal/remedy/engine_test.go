@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 
@@ -221,6 +222,80 @@ func TestKeyRemedy(t *testing.T) {
 		}
 		if states["diagnosed"] != 1 || (states["remediated"] == 1) != enabled {
 			t.Errorf("enabled %v: published %v", enabled, states)
+		}
+	}
+}
+
+// A sniffer unhealthy longer than the threshold: reported once, replaced
+// once per cooldown when enabled (never when none is healthy), resolved
+// when healthy again.
+func TestUnhealthySniffers(t *testing.T) {
+	for _, enabled := range []bool{false, true} {
+		var x *account
+		if enabled {
+			x = newAccount(t, "sniffers")
+		} else {
+			x = newAccount(t)
+		}
+		a, ctx := x.a, context.Background()
+		vpc := a.AddVPC()
+		nlb, err := a.AddLoadBalancer("network", vpc, stackName+"-mirror", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tg, err := a.AddTargetGroup(nlb, "instance")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for range 3 {
+			id, _, err := a.AddInstance(vpc, "c7g.large")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := a.AddGroupInstance(fleet, id, "us-east-1a", "Healthy"); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, id)
+		}
+		if err := a.Register(tg, ids...); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.SetTargetHealth(tg, ids[0], awssim.HealthUnhealthy); err != nil {
+			t.Fatal(err)
+		}
+		x.engine.Cfg.SnifferTG = tg
+		x.engine.Targets = elbv2.NewFromConfig(a.Config())
+		check := func() {
+			t.Helper()
+			if err := x.engine.Health(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		check() // first seen: watched, not reported
+		if n := len(x.published()); n != 0 {
+			t.Fatalf("reported at first sight: %d", n)
+		}
+		x.clock.Advance(20 * time.Minute)
+		check()
+		check()
+		states := map[string]int{}
+		for _, r := range x.published() {
+			states[r.State]++
+		}
+		g, _ := a.Group(fleet)
+		if states["diagnosed"] != 1 || (states["remediated"] == 1) != enabled || (len(g.Terminated) == 1) != enabled {
+			t.Errorf("enabled %v: published %v, terminated %v", enabled, states, g.Terminated)
+		}
+		if !enabled { // replaced, it is gone from the group and the target group
+			if err := a.SetTargetHealth(tg, ids[0], awssim.HealthHealthy); err != nil {
+				t.Fatal(err)
+			}
+		}
+		check()
+		last := x.published()[len(x.published())-1]
+		if last.State != "resolved" {
+			t.Errorf("enabled %v: after recovery the last publication is %s", enabled, last.State)
 		}
 	}
 }
