@@ -82,7 +82,7 @@ func TestHandlersDiagnoseFailures(t *testing.T) {
 			"source": "aws.autoscaling", "account": awssim.DefaultAccountID, "time": at.Format(time.RFC3339), "region": awssim.DefaultRegion,
 			"resources": []string{}, "detail": map[string]any{"StatusCode": "Failed", "AutoScalingGroupName": group, "ActivityId": "act-" + group,
 				"StatusMessage": "Instance became unhealthy while waiting for instance to be in InService state. Termination Reason: Client.InternalError: Client error on launch",
-				"Details": map[string]any{"Availability Zone": "us-east-1a", "Subnet ID": "subnet-0aaaaaaaaaaaaaaa1"}}})
+				"Details":       map[string]any{"Availability Zone": "us-east-1a", "Subnet ID": "subnet-0aaaaaaaaaaaaaaa1"}}})
 		return b
 	}
 	withRemedy("instance-events", (*Function).InstanceEvents, launch("shop-web"))
