@@ -134,7 +134,10 @@ type idemEntry struct {
 }
 
 type state struct {
-	a *Account
+	// functions are the Lambda functions that can be invoked, with
+	// their invocations.
+	functions map[string][]Invocation
+	a         *Account
 
 	seq map[string]int
 

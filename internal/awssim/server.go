@@ -126,9 +126,25 @@ func route(r *http.Request) (*request, error) {
 	for _, s := range services {
 		for key, action := range s.routes {
 			method, p, _ := strings.Cut(key, " ")
-			if r.Method == method && strings.HasSuffix(path, p) {
+			if r.Method != method {
+				continue
+			}
+			if !strings.Contains(p, "{") {
+				if strings.HasSuffix(path, p) {
+					body, err := readBody(r)
+					return &request{svc: s, action: action, body: body}, err
+				}
+				continue
+			}
+			if params, ok := matchRoute(p, path); ok {
+				// A route with path parameters: the handler gets them,
+				// the headers it reads and the body as one JSON document.
 				body, err := readBody(r)
-				return &request{svc: s, action: action, body: body}, err
+				if err != nil {
+					return nil, err
+				}
+				wrapped, _ := json.Marshal(restCall{Path: params, InvocationType: r.Header.Get("X-Amz-Invocation-Type"), Body: body})
+				return &request{svc: s, action: action, body: wrapped}, nil
 			}
 		}
 	}
@@ -545,6 +561,36 @@ func writeErrorJSONOrCBOR(w http.ResponseWriter, svc *service, reqID string, ae 
 	}
 	w.WriteHeader(ae.status)
 	_, _ = w.Write(out)
+}
+
+// restCall is a REST request with path parameters, as its handler gets it.
+type restCall struct {
+	Path           map[string]string
+	InvocationType string
+	Body           []byte
+}
+
+// matchRoute matches path against a route pattern whose segments in
+// braces are parameters ("/2015-03-31/functions/{name}/invocations").
+func matchRoute(pattern, path string) (map[string]string, bool) {
+	ps, xs := strings.Split(strings.Trim(pattern, "/"), "/"), strings.Split(strings.Trim(path, "/"), "/")
+	if len(ps) != len(xs) {
+		return nil, false
+	}
+	params := map[string]string{}
+	for i, p := range ps {
+		switch {
+		case strings.HasPrefix(p, "{") && strings.HasSuffix(p, "}"):
+			v, err := url.PathUnescape(xs[i])
+			if err != nil {
+				return nil, false
+			}
+			params[strings.Trim(p, "{}")] = v
+		case p != xs[i]:
+			return nil, false
+		}
+	}
+	return params, true
 }
 
 // ---- JSON helpers ----

@@ -20,6 +20,7 @@ import (
 	lambdasvc "github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 
+	"github.com/apitap/apitap/internal/contract"
 	"github.com/apitap/apitap/internal/inventory"
 	"github.com/apitap/apitap/internal/opsview"
 	"github.com/apitap/apitap/internal/orchestrator"
@@ -84,11 +85,27 @@ func Main(name string, h Handler) {
 func NewRemedy(cfg remedy.Config, table, topic string, awsCfg aws.Config, oc orchestrator.Config, log *slog.Logger, now func() time.Time) *remedy.Engine {
 	clients := NewClients(awsCfg)
 	cw := cloudwatch.NewFromConfig(awsCfg)
+	reader := func() *inventory.Reader {
+		return inventory.New(oc.Config, inventory.Clients{EC2: clients.EC2, ELBv2: clients.ELBv2, Classic: clients.Classic}, &inventory.Memo{}, log)
+	}
 	return &remedy.Engine{
 		Targets: elbv2.NewFromConfig(awsCfg),
+		Metrics: cw,
+		Sources: func(ctx context.Context) ([]string, error) {
+			ss, err := reader().AllSessions(ctx)
+			if err != nil {
+				return nil, err
+			}
+			var ids []string
+			for _, s := range ss {
+				if id := s.Tags[contract.TagInstance]; id != "" && oc.Mirror.Owns(s) {
+					ids = append(ids, id)
+				}
+			}
+			return ids, nil
+		},
 		Status: func(ctx context.Context, at time.Time) (*opsview.Status, error) {
-			rd := inventory.New(oc.Config, inventory.Clients{EC2: clients.EC2, ELBv2: clients.ELBv2, Classic: clients.Classic}, &inventory.Memo{}, log)
-			return opsview.GatherStatus(ctx, rd, cw, opsview.Scope{Mirror: oc.Mirror, Region: oc.Region, VPC: oc.VPCID}, at)
+			return opsview.GatherStatus(ctx, reader(), cw, opsview.Scope{Mirror: oc.Mirror, Region: oc.Region, VPC: oc.VPCID}, at)
 		},
 		Cfg: cfg,
 		Report: &remedy.Reporter{DB: dynamodb.NewFromConfig(awsCfg), TableName: table, Topic: sns.NewFromConfig(awsCfg), TopicARN: topic,

@@ -17,6 +17,7 @@ import (
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
 	"github.com/apitap/apitap/internal/diagnose"
+	"github.com/apitap/apitap/internal/opsview"
 	"github.com/apitap/apitap/internal/stackconfig"
 )
 
@@ -63,6 +64,10 @@ type Engine struct {
 	// status command's view of the stack.
 	Targets TargetHealth
 	Status  StatusFunc
+	// Sources lists the instances mirrored (our sessions'), and Metrics
+	// reads their skip metrics.
+	Sources func(ctx context.Context) ([]string, error)
+	Metrics opsview.MetricsReader
 	Log     *slog.Logger
 }
 

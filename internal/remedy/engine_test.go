@@ -12,9 +12,11 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 
 	"github.com/apitap/apitap/internal/awssim"
@@ -296,6 +298,61 @@ func TestUnhealthySniffers(t *testing.T) {
 		last := x.published()[len(x.published())-1]
 		if last.State != "resolved" {
 			t.Errorf("enabled %v: after recovery the last publication is %s", enabled, last.State)
+		}
+	}
+}
+
+// A mirrored source whose skip metrics rose is reported once, and
+// resolved once the window passes without skips.
+func TestSkippedMirrorTraffic(t *testing.T) {
+	x := newAccount(t)
+	ctx := context.Background()
+	x.engine.Metrics = cloudwatch.NewFromConfig(x.a.Config())
+	x.engine.Sources = func(context.Context) ([]string, error) { return []string{"i-0aaa", "i-0bbb"}, nil }
+	x.a.PutDatapoint("AWS/EC2", "NetworkPacketsSkipMirrorOut", map[string]string{"InstanceId": "i-0bbb"}, x.clock.Now().Add(-3*time.Minute), 1200)
+	for range 2 {
+		if err := x.engine.Health(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := x.published()
+	if len(got) != 1 || got[0].Class != remedy.ClassSkipped || got[0].Resource != "i-0bbb" {
+		t.Fatalf("published %+v, want one MirrorSkipped of i-0bbb", got)
+	}
+	x.clock.Advance(30 * time.Minute)
+	if err := x.engine.Health(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := x.published(); len(got) != 2 || got[1].State != "resolved" {
+		t.Errorf("after a quiet window: %+v", got)
+	}
+}
+
+// A reconcile that left work starts the next one at once when "sessions"
+// is enabled, once per cooldown; not at all when it is not.
+func TestReconcileNow(t *testing.T) {
+	for _, enabled := range []bool{false, true} {
+		var x *account
+		if enabled {
+			x = newAccount(t, "sessions")
+		} else {
+			x = newAccount(t)
+		}
+		x.a.AddFunction(stackName + "-reconcile")
+		x.engine.Invoker = lambda.NewFromConfig(x.a.Config())
+		ctx := context.Background()
+		for range 2 {
+			if err := x.engine.ReconcileNow(ctx, "120 changes left"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		inv := x.a.Invocations(stackName + "-reconcile")
+		want := 0
+		if enabled {
+			want = 1
+		}
+		if len(inv) != want || (enabled && inv[0].Type != "Event") {
+			t.Errorf("enabled %v: invocations %+v, want %d asynchronous", enabled, inv, want)
 		}
 	}
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
@@ -23,7 +25,16 @@ import (
 const (
 	ClassSniffersUnhealthy = "SniffersUnhealthy"
 	ClassSilent            = "SessionsButNoTraffic"
+	ClassSkipped           = "MirrorSkipped"
 )
+
+// SkipMetrics are the per-instance CloudWatch metrics (AWS/EC2, dimension
+// InstanceId) of mirrored traffic the source dropped because its own
+// traffic came first (docs/aws.md, "Traffic Mirroring").
+var SkipMetrics = []string{"NetworkSkipMirrorOut", "NetworkPacketsSkipMirrorOut"}
+
+// SkipWindow is the period the skip metrics are summed over.
+const SkipWindow = 10 * time.Minute
 
 // TargetHealth is the part of ELBv2 the health check reads.
 type TargetHealth interface {
@@ -46,6 +57,11 @@ func (e *Engine) Health(ctx context.Context) error {
 	}
 	if e.Status != nil {
 		if err := e.traffic(ctx, e.Status); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if e.Sources != nil && e.Metrics != nil {
+		if err := e.skipped(ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -140,6 +156,55 @@ func (e *Engine) traffic(ctx context.Context, status StatusFunc) error {
 		}
 	}
 	_, err = e.Report.Resolve(ctx, ClassSilent, current)
+	return err
+}
+
+// skipped: a mirrored source whose skip metrics rose in the last window
+// loses mirrored packets under its own load (the sniffers see gaps).
+func (e *Engine) skipped(ctx context.Context) error {
+	ids, err := e.Sources(ctx)
+	if err != nil {
+		return fmt.Errorf("listing the mirrored instances: %w", err)
+	}
+	now := e.Report.Now().Truncate(time.Minute)
+	current := map[string]bool{}
+	for start := 0; start < len(ids); start += 250 { // 2 queries an instance, 500 a call
+		chunk := ids[start:min(start+250, len(ids))]
+		var queries []cwtypes.MetricDataQuery
+		for i, id := range chunk {
+			for j, m := range SkipMetrics {
+				queries = append(queries, cwtypes.MetricDataQuery{Id: aws.String(fmt.Sprintf("m%d_%d", i, j)), MetricStat: &cwtypes.MetricStat{
+					Metric: &cwtypes.Metric{Namespace: aws.String("AWS/EC2"), MetricName: aws.String(m),
+						Dimensions: []cwtypes.Dimension{{Name: aws.String("InstanceId"), Value: aws.String(id)}}},
+					Period: aws.Int32(int32(SkipWindow / time.Second)), Stat: aws.String("Sum")}})
+			}
+		}
+		out, err := e.Metrics.GetMetricData(ctx, &cloudwatch.GetMetricDataInput{MetricDataQueries: queries,
+			StartTime: aws.Time(now.Add(-SkipWindow)), EndTime: aws.Time(now)})
+		if err != nil {
+			return fmt.Errorf("reading the skip metrics: %w", err)
+		}
+		sums := map[string]float64{}
+		for _, r := range out.MetricDataResults {
+			for _, v := range r.Values {
+				sums[aws.ToString(r.Id)] += v
+			}
+		}
+		for i, id := range chunk {
+			bytes, packets := sums[fmt.Sprintf("m%d_0", i)], sums[fmt.Sprintf("m%d_1", i)]
+			if bytes == 0 && packets == 0 {
+				continue
+			}
+			key := "cond|" + ClassSkipped + "|" + id
+			current[key] = true
+			if _, err := e.Report.Report(ctx, KindCondition, Report{Class: ClassSkipped, Resource: id, Key: key,
+				Evidence: fmt.Sprintf("%s %.0f bytes, %s %.0f packets in the last %s", SkipMetrics[0], bytes, SkipMetrics[1], packets, SkipWindow),
+				Fix:      "the source's own traffic comes first under congestion: a larger instance type for it, or mirror fewer ports (apitap:mirrorPorts)"}); err != nil {
+				return err
+			}
+		}
+	}
+	_, err = e.Report.Resolve(ctx, ClassSkipped, current)
 	return err
 }
 
