@@ -15,6 +15,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/apitap/apitap/events"
 )
 
 // StackEvent is one event of DescribeStackEvents, as the caller copied it
@@ -42,20 +44,7 @@ func (e StackEvent) Failed() bool { return strings.HasSuffix(e.Status, "_FAILED"
 // ARN names "<parent>-<logical id>-<suffix>"); the stack's own events carry
 // its name as logical id and its ARN as physical id.
 func (e StackEvent) IsStack() bool {
-	return e.ResourceType == StackType && e.LogicalID != "" && stackNameOfARN(e.PhysicalID) == e.LogicalID
-}
-
-// stackNameOfARN returns the name in arn:...:stack/<name>/<uuid>, or "".
-func stackNameOfARN(arn string) string {
-	_, rest, ok := strings.Cut(arn, ":stack/")
-	if !ok {
-		return ""
-	}
-	name, _, ok := strings.Cut(rest, "/")
-	if !ok {
-		return ""
-	}
-	return name
+	return e.ResourceType == StackType && e.LogicalID != "" && events.StackNameFromID(e.PhysicalID) == e.LogicalID
 }
 
 // Consequences: failures CloudFormation reports because of another one.
