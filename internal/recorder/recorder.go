@@ -14,6 +14,7 @@ import (
 	"github.com/apitap/apitap/internal/flow"
 	"github.com/apitap/apitap/internal/http1"
 	"github.com/apitap/apitap/internal/record"
+	"github.com/apitap/apitap/internal/vnicount"
 )
 
 // Publisher takes ownership of key and value. It reports false when it
@@ -58,6 +59,9 @@ type Config struct {
 	HTTP http1.Config
 	// Observer, when set, is told of every record published.
 	Observer Observer
+	// Volume says which connections and exchanges are recorded. The zero
+	// value records all.
+	Volume Volume
 }
 
 // Validate reports settings that cannot work.
@@ -80,6 +84,9 @@ func (c *Config) Validate() error {
 	if err := c.HTTP.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.Volume.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -90,6 +97,15 @@ type Stats struct {
 	Cut      atomic.Uint64 // records whose bodies were cut to fit MaxRecordBytes
 	TooLarge atomic.Uint64 // records dropped: too large even with empty bodies
 	Refused  atomic.Uint64 // records the publisher dropped
+
+	// Volume control (Config.Volume), one counter per reason.
+	SampledOut     atomic.Uint64 // connections not recorded (sampling): never parsed
+	FilteredMethod atomic.Uint64 // exchanges dropped by method
+	FilteredHost   atomic.Uint64 // exchanges dropped by host
+	FilteredPath   atomic.Uint64 // exchanges dropped by path
+	FilteredStatus atomic.Uint64 // exchanges dropped by response status
+	RateLimited    atomic.Uint64 // exchanges dropped by the per-VNI rate limit
+	BodiesOmitted  atomic.Uint64 // bodies left out for their content type (the records are kept)
 }
 
 // Each calls fn with every counter.
@@ -99,6 +115,13 @@ func (s *Stats) Each(fn func(name string, v uint64)) {
 	fn("records_cut", s.Cut.Load())
 	fn("records_too_large", s.TooLarge.Load())
 	fn("records_refused", s.Refused.Load())
+	fn("conns_sampled_out", s.SampledOut.Load())
+	fn("records_filtered_method", s.FilteredMethod.Load())
+	fn("records_filtered_host", s.FilteredHost.Load())
+	fn("records_filtered_path", s.FilteredPath.Load())
+	fn("records_filtered_status", s.FilteredStatus.Load())
+	fn("records_rate_limited", s.RateLimited.Load())
+	fn("bodies_omitted", s.BodiesOmitted.Load())
 }
 
 // Recorder makes the per-connection handlers. Its methods are safe for
@@ -109,6 +132,11 @@ type Recorder struct {
 	pub       Publisher
 	stats     *Stats
 	httpStats *http1.Stats
+
+	sampler sampler
+	rules   rules
+	limiter *limiter           // nil without a rate limit
+	limited *vnicount.Counters // records dropped by the rate limit, per VNI
 }
 
 // New returns a Recorder publishing to pub.
@@ -124,11 +152,30 @@ func New(cfg Config, pub Publisher, stats *Stats, httpStats *http1.Stats) (*Reco
 	}
 	r := &Recorder{cfg: cfg, pub: pub, stats: stats, httpStats: httpStats}
 	r.opts = record.Options{Redact: cfg.Redact, MaxBytes: cfg.MaxRecordBytes}
+	r.sampler = newSampler(cfg.Volume.SampleOut)
+	r.rules = newRules(cfg.Volume)
+	r.limiter = newLimiter(cfg.Volume)
+	var err error
+	if r.limited, err = vnicount.New(vnicount.Config{MaxVNIs: cfg.Volume.MaxVNIs}); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
-// NewHandler is a flow.NewHandler: one HTTP parser per connection.
+// EachRateLimited calls fn with the records the rate limit dropped, per VNI
+// (at most Volume.MaxVNIs VNIs, the rest together as other).
+func (r *Recorder) EachRateLimited(fn func(vni uint32, other bool, dropped uint64)) {
+	r.limited.Each(func(vni uint32, other bool, n vnicount.Counts) { fn(vni, other, n.Records) })
+}
+
+// NewHandler is a flow.NewHandler: one HTTP parser per connection, or, for
+// a connection sampled out, a handler that takes no bytes (the worker then
+// only counts them).
 func (r *Recorder) NewHandler(id flow.ConnID) flow.Handler {
+	if !r.sampler.keep(id) {
+		r.stats.SampledOut.Add(1)
+		return skipped{}
+	}
 	return http1.NewConn(&r.cfg.HTTP, r.httpStats, func(ex *http1.Exchange) { r.emit(id, ex) })
 }
 
@@ -138,6 +185,9 @@ func (r *Recorder) emit(id flow.ConnID, ex *http1.Exchange) {
 		client, server = id.B, id.A
 	}
 	req := ex.Request
+	if !r.admit(id, server, ex) {
+		return
+	}
 	rec := record.Record{
 		Method:         req.Method,
 		Path:           req.Target,
@@ -159,6 +209,8 @@ func (r *Recorder) emit(id flow.ConnID, ex *http1.Exchange) {
 	} else {
 		rec.Pending = true
 	}
+	rec.RequestHeaders, rec.RequestPayload = r.omitBody(rec.RequestHeaders, rec.RequestPayload)
+	rec.ResponseHeaders, rec.ResponsePayload = r.omitBody(rec.ResponseHeaders, rec.ResponsePayload)
 	size := 512 + len(req.Target) + len(req.Body) + headerSize(req.Headers)
 	if ex.Response != nil {
 		size += len(ex.Response.Body) + headerSize(ex.Response.Headers)
@@ -186,6 +238,85 @@ func (r *Recorder) emit(id flow.ConnID, ex *http1.Exchange) {
 			Status: rec.StatusCode, Pending: rec.Pending, Bytes: len(value), Time: req.Time,
 		})
 	}
+}
+
+// admit applies the volume rules to an exchange and counts what it drops.
+func (r *Recorder) admit(id flow.ConnID, server netip.AddrPort, ex *http1.Exchange) bool {
+	req := ex.Request
+	var host string
+	if r.rules.hostRules() {
+		if host = HostOf(hostOf(req.Headers)); host == "" {
+			host = server.Addr().Unmap().String()
+		}
+	}
+	v := r.rules.request(req.Method, host, req.Target)
+	if v == keep && ex.Response != nil {
+		v = r.rules.status(ex.Response.StatusCode)
+	}
+	switch v {
+	case dropMethod:
+		r.stats.FilteredMethod.Add(1)
+		return false
+	case dropHost:
+		r.stats.FilteredHost.Add(1)
+		return false
+	case dropPath:
+		r.stats.FilteredPath.Add(1)
+		return false
+	case dropStatus:
+		r.stats.FilteredStatus.Add(1)
+		return false
+	}
+	if r.limiter != nil {
+		now := req.Time
+		if now.IsZero() {
+			now = time.Now()
+		}
+		if !r.limiter.allow(id.VNI, now) {
+			r.stats.RateLimited.Add(1)
+			r.limited.Add(id.VNI, false, 0)
+			return false
+		}
+	}
+	return true
+}
+
+// omitBody leaves out a body of a content type in Volume.DropBodyTypes and
+// adds BodyOmittedHeader to a copy of the headers (the parser's slice is
+// not written to).
+func (r *Recorder) omitBody(hs []record.Header, body []byte) ([]record.Header, []byte) {
+	if len(body) == 0 {
+		return hs, body
+	}
+	mt, drop := r.rules.dropBody(headerValue(hs, "content-type"))
+	if !drop {
+		return hs, body
+	}
+	r.stats.BodiesOmitted.Add(1)
+	out := make([]record.Header, len(hs), len(hs)+1)
+	copy(out, hs)
+	return append(out, record.Header{Name: BodyOmittedHeader, Value: mt}), nil
+}
+
+// skipped is the handler of a connection sampled out.
+type skipped struct{}
+
+func (skipped) Data(int, []byte, time.Time) {}
+func (skipped) Gap(int, int, time.Time)     {}
+func (skipped) End(int, time.Time)          {}
+func (skipped) Close(time.Time)             {}
+func (skipped) Expire(time.Time)            {}
+func (skipped) Skipping() bool              { return true }
+
+// headerValue is the first value of the named header (lower case), "" when
+// there is none.
+func headerValue(hs []record.Header, name string) string {
+	for _, h := range hs {
+		if len(h.Name) == len(name) && strings.EqualFold(h.Name, name) {
+			return strings.TrimSpace(h.Value)
+		}
+	}
+	return ""
 }
 
 // hostOf is the value of the Host header, "" when there is none.
