@@ -175,6 +175,9 @@ var (
 	vniRecordsDesc = prometheus.NewDesc(contract.PromVNIRecords, "Records published, per VNI (at most -max-vnis VNIs, the rest as vni=\"other\").", []string{contract.PromLabelVNI}, nil)
 	vniPairsDesc   = prometheus.NewDesc(contract.PromVNIPairs, "Records published that pair a request with its response (not pending), per VNI.", []string{contract.PromLabelVNI}, nil)
 	vniBytesDesc   = prometheus.NewDesc(contract.PromVNIBytes, "Bytes of the records published (encoded JSON), per VNI.", []string{contract.PromLabelVNI}, nil)
+	// vniRateLimitedDesc: apitap_sniffer_recorder_records_rate_limited_total
+	// is the sum over VNIs.
+	vniRateLimitedDesc = prometheus.NewDesc("apitap_sniffer_vni_rate_limited_total", "Records dropped by -vni-rate-limit, per VNI (at most -max-vnis VNIs, the rest as vni=\"other\").", []string{contract.PromLabelVNI}, nil)
 
 	inventoryEndpointsDesc = prometheus.NewDesc("apitap_sniffer_inventory_endpoints", "Endpoints kept in the API inventory (at most -inventory-max-endpoints).", nil, nil)
 	inventoryDroppedDesc   = prometheus.NewDesc("apitap_sniffer_inventory_dropped_total", "Records of endpoints the API inventory did not keep because it was full.", nil, nil)
@@ -184,14 +187,21 @@ var (
 // the fleet's metrics timer reads them).
 func (c collector) collectVNIs(ch chan<- prometheus.Metric) {
 	c.s.vnis.Each(func(vni uint32, other bool, n vnicount.Counts) {
-		label := contract.PromVNIOther
-		if !other {
-			label = strconv.FormatUint(uint64(vni), 10)
-		}
+		label := vniLabel(vni, other)
 		ch <- prometheus.MustNewConstMetric(vniRecordsDesc, prometheus.CounterValue, float64(n.Records), label)
 		ch <- prometheus.MustNewConstMetric(vniPairsDesc, prometheus.CounterValue, float64(n.Pairs), label)
 		ch <- prometheus.MustNewConstMetric(vniBytesDesc, prometheus.CounterValue, float64(n.Bytes), label)
 	})
+	c.s.rec.EachRateLimited(func(vni uint32, other bool, n uint64) {
+		ch <- prometheus.MustNewConstMetric(vniRateLimitedDesc, prometheus.CounterValue, float64(n), vniLabel(vni, other))
+	})
+}
+
+func vniLabel(vni uint32, other bool) string {
+	if other {
+		return contract.PromVNIOther
+	}
+	return strconv.FormatUint(uint64(vni), 10)
 }
 
 func helpFor(stage, name string) string {

@@ -34,6 +34,10 @@ type options struct {
 	logFormat     string
 	redact        string
 	pendingPolicy string
+	// Volume control (recorder.Volume): lists as given on the command line.
+	sampleRate                                             float64
+	includeHosts, excludeHosts, includePaths, excludePaths string
+	methods, excludeStatus, dropBodyTypes                  string
 	// checkConfig: print the effective settings and exit (-check-config).
 	checkConfig bool
 	// printInventory: after a replay, print the API inventory on stdout.
@@ -159,6 +163,18 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.StringVar(&o.recorder.AccountID, "account-id", "1000000", "akto_account_id of every record")
 	fs.StringVar(&o.redact, "redact-headers", "", `comma-separated header names whose values are replaced by "****", e.g. "authorization,cookie,set-cookie"`)
 
+	// Volume control (README "Volume control").
+	fs.Float64Var(&o.sampleRate, "sample-rate", 1, "share of connections recorded, 0 to 1, decided by a hash of the VNI and both endpoints (the same for both directions); the others are not parsed")
+	fs.StringVar(&o.includeHosts, "include-hosts", "", `comma-separated globs ('*' matches any characters): only requests whose Host (without port, any case) matches one are recorded, e.g. "*.example.com"`)
+	fs.StringVar(&o.excludeHosts, "exclude-hosts", "", "comma-separated globs: requests whose Host matches one are not recorded")
+	fs.StringVar(&o.includePaths, "include-paths", "", `comma-separated globs over the path without query: only matching requests are recorded, e.g. "/api/*"`)
+	fs.StringVar(&o.excludePaths, "exclude-paths", "", `comma-separated globs over the path without query: matching requests are not recorded, e.g. "/health*,/metrics"`)
+	fs.StringVar(&o.methods, "methods", "", `comma-separated methods: only these are recorded, e.g. "GET,POST"`)
+	fs.StringVar(&o.excludeStatus, "exclude-status", "", `comma-separated status classes or codes not recorded, e.g. "4xx,5xx" or "404"`)
+	fs.StringVar(&o.dropBodyTypes, "drop-body-content-types", strings.Join(recorder.DefaultDropBodyTypes, ","), `comma-separated media type globs whose bodies are left out of the record (which says so in the header `+recorder.BodyOmittedHeader+`); "none" keeps all bodies`)
+	fs.Float64Var(&o.recorder.Volume.VNIRateLimit, "vni-rate-limit", 0, "records per second (of capture time) each VNI may publish; beyond, records are dropped and counted per VNI; 0: no limit")
+	fs.IntVar(&o.recorder.Volume.VNIRateBurst, "vni-rate-burst", 0, "records a VNI may publish at once above -vni-rate-limit (0: the rate rounded up)")
+
 	// Kafka.
 	fs.StringVar(&o.kafkaCfg.Topic, contract.SnifferFlagTopic, contract.DefaultTopic, "Kafka topic of the records")
 	fs.DurationVar(&o.kafkaCfg.Linger, "kafka-linger", 10*time.Millisecond, "time a batch waits to fill")
@@ -241,7 +257,27 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 			o.recorder.Redact = append(o.recorder.Redact, strings.TrimSpace(name))
 		}
 	}
+	v := &o.recorder.Volume
+	v.SampleOut = 1 - o.sampleRate
+	v.IncludeHosts, v.ExcludeHosts = splitList(o.includeHosts), splitList(o.excludeHosts)
+	v.IncludePaths, v.ExcludePaths = splitList(o.includePaths), splitList(o.excludePaths)
+	v.Methods, v.ExcludeStatus = splitList(o.methods), splitList(o.excludeStatus)
+	if !strings.EqualFold(strings.TrimSpace(o.dropBodyTypes), "none") {
+		v.DropBodyTypes = splitList(o.dropBodyTypes)
+	}
+	v.MaxVNIs = o.vnis.MaxVNIs
 	return o, o.validate()
+}
+
+// splitList splits a comma-separated flag, dropping spaces and empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }
 
 func (o *options) replay() bool { return o.pcap != "" }
@@ -301,6 +337,9 @@ func (o *options) validate() error {
 		if o.printInventory {
 			errs = append(errs, errors.New("-print-inventory needs an inventory: -inventory-max-endpoints is 0"))
 		}
+	}
+	if !(o.sampleRate >= 0 && o.sampleRate <= 1) {
+		errs = append(errs, fmt.Errorf("-sample-rate %v: want 0 to 1", o.sampleRate))
 	}
 	if o.shutdown <= 0 {
 		errs = append(errs, errors.New("-shutdown-timeout must be positive"))

@@ -46,6 +46,7 @@ type sniffer struct {
 	sink   *kafkasink.Sink
 	lines  *lineWriter
 	engine *flow.Engine
+	rec    *recorder.Recorder
 
 	closeOnce sync.Once
 	closeErr  error
@@ -115,11 +116,10 @@ func newSniffer(ctx context.Context, o *options, log *slog.Logger, stdout io.Wri
 	}
 	o.recorder.Observer = s
 	o.recorder.MaxRecordBytes = maxRecord
-	rec, err := recorder.New(o.recorder, s, &s.recorderStats, &s.httpStats)
-	if err != nil {
+	if s.rec, err = recorder.New(o.recorder, s, &s.recorderStats, &s.httpStats); err != nil {
 		return nil, err
 	}
-	if s.engine, err = flow.New(o.flow, &s.flowStats, rec.NewHandler); err != nil {
+	if s.engine, err = flow.New(o.flow, &s.flowStats, s.rec.NewHandler); err != nil {
 		return nil, err
 	}
 	return s, nil
