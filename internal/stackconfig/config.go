@@ -88,6 +88,24 @@ type Config struct {
 	// e.g. SNIFFER_REDACT_HEADERS.
 	SnifferEnv map[string]string
 
+	// Volume control: the sniffer's rules of what is recorded (README
+	// "Volume control"), written into its environment file when set.
+	// SampleRate is the share of connections recorded, 0 to 1 (nil: all).
+	SampleRate *float64
+	// IncludeHosts, ExcludeHosts, IncludePaths and ExcludePaths are globs
+	// ('*' matches any characters); Methods the only methods recorded;
+	// ExcludeStatus status classes (4xx) or codes (404) not recorded.
+	IncludeHosts, ExcludeHosts []string
+	IncludePaths, ExcludePaths []string
+	Methods, ExcludeStatus     []string
+	// DropBodyContentTypes are media type globs whose bodies are left out
+	// (nil: the sniffer's default; ["none"]: keep every body).
+	DropBodyContentTypes []string
+	// VNIRateLimit is records per second per VNI (0: no limit);
+	// VNIRateBurst the bucket size (0: the rate rounded up).
+	VNIRateLimit float64
+	VNIRateBurst int
+
 	// Mirror sessions and filter.
 	SessionNumber  int    // 1-32766, default 1
 	ConflictPolicy string // skip (default) or coexist
@@ -295,6 +313,11 @@ var (
 		"SNIFFER_KAFKA": true, "SNIFFER_TOPIC": true, "SNIFFER_KAFKA_TLS": true, "SNIFFER_KAFKA_SASL": true,
 		"SNIFFER_KAFKA_USERNAME": true, "SNIFFER_KAFKA_PASSWORD": true, "SNIFFER_ACCOUNT_ID": true,
 		"SNIFFER_HEALTH_ADDR": true, "SNIFFER_ADMIN_ADDR": true, "SNIFFER_LISTEN": true, "SNIFFER_PCAP": true,
+		// Volume control: first-class keys (volumeKeys).
+		"SNIFFER_SAMPLE_RATE": true, "SNIFFER_INCLUDE_HOSTS": true, "SNIFFER_EXCLUDE_HOSTS": true,
+		"SNIFFER_INCLUDE_PATHS": true, "SNIFFER_EXCLUDE_PATHS": true, "SNIFFER_METHODS": true,
+		"SNIFFER_EXCLUDE_STATUS": true, "SNIFFER_DROP_BODY_CONTENT_TYPES": true,
+		"SNIFFER_VNI_RATE_LIMIT": true, "SNIFFER_VNI_RATE_BURST": true,
 	}
 )
 
@@ -433,6 +456,8 @@ func (c Config) Validate() error {
 		}
 	}
 
+	c.validateVolume(bad)
+
 	if c.SessionNumber < 1 || c.SessionNumber > 32766 {
 		bad("sessionNumber", "%d is outside 1-32766", c.SessionNumber)
 	}
@@ -559,6 +584,19 @@ func FromContext(get func(key string) any) (Config, error) {
 		Remediate:                    r.list("remediate"),
 		RemediationCooldownMinutes:   r.integer("remediationCooldownMinutes"),
 		UnhealthyMinutes:             r.integer("unhealthyMinutes"),
+
+		SampleRate:           r.number("sampleRate"),
+		IncludeHosts:         r.list("includeHosts"),
+		ExcludeHosts:         r.list("excludeHosts"),
+		IncludePaths:         r.list("includePaths"),
+		ExcludePaths:         r.list("excludePaths"),
+		Methods:              r.list("methods"),
+		ExcludeStatus:        r.list("excludeStatus"),
+		DropBodyContentTypes: r.list("dropBodyContentTypes"),
+		VNIRateBurst:         r.integer("vniRateBurst"),
+	}
+	if v := r.number("vniRateLimit"); v != nil {
+		c.VNIRateLimit = *v
 	}
 	for _, p := range r.list("mirrorPorts") {
 		pr, err := parsePortRange(p)
@@ -637,6 +675,26 @@ func (r reader) booleanOr(key string, def bool) bool {
 		return def
 	}
 	return r.boolean(key)
+}
+
+// number is a JSON number or a decimal string; nil when unset.
+func (r reader) number(key string) *float64 {
+	switch v := r.get(ContextPrefix + key).(type) {
+	case nil:
+		return nil
+	case float64:
+		return &v
+	case string:
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil {
+			r.fail(key, v, "a number")
+			return nil
+		}
+		return &f
+	default:
+		r.fail(key, v, "a number")
+		return nil
+	}
 }
 
 func (r reader) integer(key string) int {

@@ -48,6 +48,7 @@ func (c Config) SnifferEnvLines() []string {
 	if m := SASLMechanism(c.KafkaAuth); m != "" {
 		env[contract.SnifferEnv(contract.SnifferFlagKafkaSASL)] = m
 	}
+	c.volumeEnv(env)
 	for k, v := range c.SnifferEnv {
 		if _, set := env[k]; !set {
 			env[k] = v
