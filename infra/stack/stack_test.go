@@ -61,6 +61,15 @@ func config(variant string) stack.Config {
 		c.LogRetentionDays = 90
 		c.ReconcileReservedConcurrency = 1
 		c.Remediate = []string{"capacity", "kms", "sessions", "sniffers"}
+		// Volume control: every key, so the contract test feeds them all
+		// through the sniffer's own flag parser.
+		half := 0.5
+		c.SampleRate = &half
+		c.IncludeHosts, c.ExcludeHosts = []string{"*.shop.example"}, []string{"health.shop.example"}
+		c.IncludePaths, c.ExcludePaths = []string{"/api/*"}, []string{"/api/internal/*"}
+		c.Methods, c.ExcludeStatus = []string{"GET", "POST"}, []string{"5xx", "404"}
+		c.DropBodyContentTypes = []string{"image/*", "application/pdf"}
+		c.VNIRateLimit, c.VNIRateBurst = 500, 1000
 	case "scram":
 		c.KafkaAuth = stack.KafkaAuthSCRAMSHA512
 		c.KafkaSecretARN = secretARN
