@@ -16,9 +16,15 @@
 // and both directions look for the next plausible message start, because a
 // missing pair is acceptable and a wrong pair is not.
 //
+// A request whose head is refused after its start line was read keeps its
+// place in the queue and takes the response the server sends it (a 400),
+// unpublished. Client bytes that are no request at all may have been
+// answered too: the requests after them are not published (their slots
+// take the responses) until a response has come that no earlier request
+// waited for and the server has caught up.
+//
 // One case stays beyond any stream parser without TCP sequence numbers: a
-// client that pipelines requests across lost bytes (or across a request this
-// parser could not read but the server answered). How many responses are
+// client that pipelines requests across lost bytes. How many responses are
 // still owed is then unknown, and a later response may pair with a wrong
 // request. Clients that wait for each response, nearly all of them, are
 // paired correctly.
@@ -166,6 +172,15 @@ type Conn struct {
 	now      time.Time // capture time of the bytes being parsed
 	retained int64     // raw body bytes held (queue and sides), counted in Config.Budget
 
+	// unaligned: the client direction sent bytes that were no request
+	// line. The server may have answered them (a 400, say) or not, so the
+	// next responses may be theirs: requests are not paired until a
+	// response has come since and the server has caught up (aligned).
+	// respSince says whether a final response started since that may have
+	// been theirs: one that no request sent before them waited for.
+	unaligned, respSince bool
+	unalignedSeq         uint64 // Conn.seq of those bytes
+
 	seq    uint64 // counts Data calls: orders the two directions' bytes
 	skip   bool   // TLS, HTTP/2 or upgraded: nothing more to parse
 	closed bool
@@ -203,6 +218,7 @@ func (c *Conn) Reset(cfg *Config, stats *Stats, emit func(*Exchange)) {
 	c.queue = c.queue[:0]
 	c.owed, c.owedMethods = 0, c.owedMethods[:0]
 	c.client, c.seq = -1, 0
+	c.unaligned, c.respSince = false, false
 	c.skip, c.closed = false, false
 }
 
@@ -442,6 +458,17 @@ func (c *Conn) startLine(dir int, line []byte) {
 			}
 		}
 	}
+	if m == nil && req && !strict {
+		if method, target, proto, ok := refusedRequestLine(l); ok {
+			// A request line a server refuses ("GET /a b HTTP/1.1"): a
+			// request all the same, which the server answers.
+			d.msg = &Message{Method: methodString(method), Target: string(target), Proto: protoString(proto), Time: d.start}
+			d.isReq, d.tentative = true, false
+			d.part = d.part[:0]
+			c.garbage(dir, true)
+			return
+		}
+	}
 	if m == nil {
 		c.rejectLine(dir, true)
 		return
@@ -542,14 +569,25 @@ func (c *Conn) garbage(dir int, lineEnded bool) {
 	d := &c.sides[dir]
 	c.stats.Garbage.Add(1)
 	c.stats.Resyncs.Add(1)
-	if d.isReq {
-		if d.entry != nil {
-			c.abandon(d.entry)
-		}
-	} else if c.client >= 0 && dir != c.client {
+	switch {
+	case d.isReq && d.entry != nil:
+		c.abandon(d.entry)
+	case c.client >= 0 && dir != c.client:
 		// Once the server direction is lost, how many responses went by is
 		// unknown: no queued request can be paired safely any more.
 		c.dropQueue(&c.stats.RequestsDroppedDesync)
+	case d.isReq && d.msg != nil:
+		// A request whose start line was read but whose head is refused
+		// (a bad field name or length, an unknown transfer coding, a head
+		// too big). The server refuses it too and still answers it,
+		// usually with a 400: it keeps its place in the queue so that this
+		// answer does not go to the next request, and is never published.
+		c.stats.RejectedRequests.Add(1)
+		c.push(&entry{req: d.msg, seq: d.startSeq, dead: true})
+	case c.client >= 0 && dir == c.client:
+		// Client bytes that are no request at all: how many answers they
+		// get (none, a 400, ...) is unknown.
+		c.unaligned, c.respSince, c.unalignedSeq = true, false, c.seq
 	}
 	d.resync(lineEnded)
 }
@@ -583,6 +621,13 @@ func (c *Conn) endOfHead(dir int) {
 func (c *Conn) requestHead(dir int, f framing) {
 	d := &c.sides[dir]
 	e := &entry{req: d.msg, seq: d.startSeq}
+	if c.unaligned && !c.aligned() {
+		// It may be this request's response, or one to the unreadable
+		// bytes before it, that comes next: its slot takes whichever
+		// comes, and nothing is published for it.
+		e.dead = true
+		c.stats.RequestsDroppedUnaligned.Add(1)
+	}
 	c.push(e)
 	d.entry = e
 	switch {
@@ -606,6 +651,9 @@ func (c *Conn) responseHead(dir int, f framing) {
 	}
 	e, method, known := c.bindResponse(d.startSeq)
 	d.entry = e
+	if c.unaligned && (e == nil && !known || e != nil && e.dead && e.seq > c.unalignedSeq) {
+		c.respSince = true
+	}
 	switch {
 	case code == 101 || method == "CONNECT" && code/100 == 2:
 		// The connection now carries another protocol (or a tunnel).
@@ -686,6 +734,29 @@ func (c *Conn) peek(dir int, b []byte, ts time.Time) int {
 func (c *Conn) startBody(d *side, n int64) {
 	d.phase, d.remain = phBody, n
 	d.body = make([]byte, 0, min(n, int64(c.cfg.MaxBodyBytes), 64<<10))
+}
+
+// aligned reports whether the queue is known to match the server's
+// responses again after unreadable client bytes, and if so forgets them:
+// the server has answered since (a response started after them), it is
+// between responses, and every queued request has its response. A client
+// that waits for each response, as nearly all do, is aligned again at its
+// next request but one; a second answer to the same unreadable bytes is
+// the case this cannot see.
+func (c *Conn) aligned() bool {
+	if !c.respSince || c.client < 0 {
+		return false
+	}
+	if s := &c.sides[1-c.client]; s.phase != phLine || len(s.part) > 0 || s.sync {
+		return false
+	}
+	for _, e := range c.queue {
+		if !e.answered {
+			return false
+		}
+	}
+	c.unaligned = false
+	return true
 }
 
 // bindResponse finds what a response starting at seq answers: a queued

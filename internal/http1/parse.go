@@ -135,6 +135,30 @@ func parseRequestLine(l []byte, strict bool) (method, target, proto []byte, ok b
 	return method, target, proto, true
 }
 
+// refusedRequestLine recognises a request line that parseRequestLine
+// refuses but a server would still take for one, and answer (with a 400):
+// a method, then a target with spaces or control bytes in it, then the
+// version.
+func refusedRequestLine(l []byte) (method, target, proto []byte, ok bool) {
+	sp := bytes.IndexByte(l, ' ')
+	if sp <= 0 || sp > maxMethodLen || len(l) < sp+1+len(" HTTP/1.x") {
+		return nil, nil, nil, false
+	}
+	method, proto = l[:sp], l[len(l)-len("HTTP/1.x"):]
+	if !isUpper(method[0]) {
+		return nil, nil, nil, false
+	}
+	for _, c := range method {
+		if !isMethodChar(c) {
+			return nil, nil, nil, false
+		}
+	}
+	if !isHTTP1(proto) || l[len(l)-len(" HTTP/1.x")] != ' ' {
+		return nil, nil, nil, false
+	}
+	return method, l[sp+1 : len(l)-len(" HTTP/1.x")], proto, true
+}
+
 // parseStatusLine parses "HTTP/1.x SP 3DIGIT [SP reason]" (CR already
 // removed). status is the code and reason phrase as sent ("404 Not Found",
 // or "200" without a reason). strict limits codes to 100-599.
