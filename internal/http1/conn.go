@@ -93,6 +93,7 @@ type side struct {
 	// one.
 	sync      bool
 	lineStart bool
+	begin     bool // the next byte is the stream's first (Start): a message starts there
 	fresh     bool // no line of this direction looked at yet: TLS detection
 	tentative bool // the start line was found by resync; until the head is complete a failure is silent
 	sawCR     bool // phChunkEnd: the CR has been seen
@@ -220,6 +221,19 @@ func (c *Conn) Reset(cfg *Config, stats *Stats, emit func(*Exchange)) {
 	c.client, c.seq = -1, 0
 	c.unaligned, c.respSince = false, false
 	c.skip, c.closed = false, false
+}
+
+// Start tells c that the next bytes of dir are the first of their stream
+// (the reassembler saw its SYN): a message starts there, with any method,
+// where a capture that joins mid-stream has to guess. It has effect only
+// before dir's first bytes. It implements flow.Starter.
+func (c *Conn) Start(dir int) {
+	if c.skip || c.closed || dir&^1 != 0 {
+		return
+	}
+	if d := &c.sides[dir]; d.fresh && d.sync && d.phase == phLine && len(d.part) == 0 {
+		d.begin, d.lineStart = true, true
+	}
 }
 
 // Skipping reports whether the connection stopped being HTTP/1 (TLS, HTTP/2,
@@ -396,7 +410,7 @@ func (c *Conn) readStartLine(dir int, b []byte, ts time.Time) int {
 	}
 	if !done {
 		req, resp := c.roles(dir)
-		if !plausiblePrefix(d.part, req, resp) {
+		if !plausiblePrefix(d.part, req, resp, d.sync && !d.begin) {
 			c.rejectLine(dir, false)
 		}
 		return n
@@ -430,7 +444,7 @@ func (c *Conn) startLine(dir int, line []byte) {
 	// Where a message start is only a guess (the start of the capture, which
 	// is rarely the start of the connection, or after a loss) be picky: the
 	// tail of a lost "GET /x HTTP/1.1" line must not pass as method "ET".
-	strict := d.sync
+	strict := d.sync && !d.begin
 	d.fresh = false
 	req, resp := c.roles(dir)
 	if len(l) == 0 {
@@ -439,6 +453,10 @@ func (c *Conn) startLine(dir int, line []byte) {
 		d.lineStart = true
 		return
 	}
+	// At a stream's start, the first line is the only one known to start
+	// a message. If it does not, the stream is not HTTP/1 (or not from its
+	// start): it is searched quietly, as a capture joined mid-stream is.
+	d.begin = false
 	if req && bytes.Equal(l, h2Preface) {
 		c.skipConn(&c.stats.SkippedHTTP2)
 		return
@@ -476,7 +494,7 @@ func (c *Conn) startLine(dir int, line []byte) {
 	m.Headers = make([]record.Header, 0, 8) // most messages have a few headers: grow once at most
 	m.Time = d.start
 	d.msg = m
-	d.tentative = d.sync
+	d.tentative = strict
 	d.sync = false
 	d.phase = phFields
 	d.headBytes = len(line) + 1
@@ -487,7 +505,7 @@ func (c *Conn) startLine(dir int, line []byte) {
 // that is expected; otherwise it is garbage.
 func (c *Conn) rejectLine(dir int, lineEnded bool) {
 	d := &c.sides[dir]
-	d.fresh = false
+	d.fresh, d.begin = false, false
 	if !d.sync {
 		c.garbage(dir, lineEnded)
 		return
@@ -584,6 +602,9 @@ func (c *Conn) garbage(dir int, lineEnded bool) {
 		// answer does not go to the next request, and is never published.
 		c.stats.RejectedRequests.Add(1)
 		c.push(&entry{req: d.msg, seq: d.startSeq, dead: true})
+		if c.client < 0 {
+			c.client = dir // the first request of a stream seen from its start
+		}
 	case c.client >= 0 && dir == c.client:
 		// Client bytes that are no request at all: how many answers they
 		// get (none, a 400, ...) is unknown.

@@ -27,6 +27,7 @@ func d0(s string) op                         { return op{kind: 'd', dir: 0, data
 func d1(s string) op                         { return op{kind: 'd', dir: 1, data: s} }
 func gap(dir int) op                         { return op{kind: 'g', dir: dir} }
 func end(dir int) op                         { return op{kind: 'e', dir: dir} }
+func start(dir int) op                       { return op{kind: 's', dir: dir} }
 func closeConn() op                          { return op{kind: 'c'} }
 func expire(at time.Duration) op             { return op{kind: 'x', at: at} }
 func (o op) after(at time.Duration) op       { o.at = at; return o }
@@ -65,6 +66,8 @@ func run(cfg Config, ops []op, split int) ([]string, map[string]uint64, *Conn) {
 			c.Close(ts)
 		case 'x':
 			c.Expire(ts)
+		case 's':
+			c.Start(o.dir)
 		}
 	}
 	return got, counters(&stats), c
@@ -778,7 +781,49 @@ func connCases() []connCase {
 			stats: map[string]uint64{"pairs": 1, "orphan_responses": 2},
 		},
 	}
+	cases = append(cases, startCases()...)
 	return append(cases, rejectedCases()...)
+}
+
+// startCases: where the stream's start was seen (Start), the first line is
+// a message start and any token is a method; joined mid-stream, only the
+// methods knownMethod lists are taken for one.
+func startCases() []connCase {
+	purge := req("PURGE", "/x", "Host: a\r\n\r\n")
+	return []connCase{{
+		name: "start seen: any method",
+		ops: []op{
+			start(0), start(1),
+			d0(purge), d1(ok200("x", "purged")),
+			d0(req("QUERY", "/q", "Content-Length: 3\r\n\r\nq=1") + req("M-SEARCH", "*", "\r\n") + req("get", "/lower", "\r\n")),
+			d1(ok200("q", "found") + ok200("m", "ssdp") + ok200("l", "lower")),
+		},
+		want: []string{`c0 PURGE /x -> 200 OK body="purged"`, `c0 QUERY /q body="q=1" -> 200 OK body="found"`,
+			`c0 M-SEARCH * -> 200 OK body="ssdp"`, `c0 get /lower -> 200 OK body="lower"`},
+		stats: map[string]uint64{"pairs": 4},
+	}, {
+		name:  "mid-stream: an unknown method is not taken for a message start",
+		ops:   []op{d0(purge), d1(ok200("x", "purged")), d0(get("/2")), d1(ok200("2", "two"))},
+		want:  []string{`c0 GET /2 -> 200 OK body="two"`},
+		stats: map[string]uint64{"pairs": 1, "orphan_responses": 1},
+	}, {
+		name:  "start seen, not HTTP: searched quietly",
+		ops:   []op{start(0), start(1), d0("\x00\x01 hello\r\n"), d1("+OK\r\n")},
+		stats: map[string]uint64{},
+	}, {
+		name: "start seen: a refused first request keeps its slot",
+		ops: []op{
+			start(0), start(1),
+			d0("GET /a b HTTP/1.1\r\nHost: a\r\n\r\n" + get("/2")), d1(bad400 + ok200("2", "two")),
+		},
+		want:  []string{`c0 GET /2 -> 200 OK body="two"`},
+		stats: map[string]uint64{"pairs": 1, "garbage": 1, "resyncs": 1, "rejected_requests": 1, "orphan_responses": 1},
+	}, {
+		name:  "Start after bytes changes nothing",
+		ops:   []op{d0("T /x HTTP/1.1\r\n"), start(0), d0("\r\n"), d0(get("/2")), d1(ok200("2", "two"))},
+		want:  []string{`c0 GET /2 -> 200 OK body="two"`},
+		stats: map[string]uint64{"pairs": 1},
+	}}
 }
 
 // rejectedCases: a request head the parser refuses once its start line was

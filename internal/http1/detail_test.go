@@ -247,7 +247,17 @@ func TestParseStartLines(t *testing.T) {
 		{"CONNECT host:443 HTTP/1.1", true, true},
 		{"M-SEARCH * HTTP/1.1", false, true},
 		{"M-SEARCH * HTTP/1.1", true, false}, // unknown method while resyncing
-		{"get / HTTP/1.1", false, false},
+		// Where a message is known to start, any token is a method.
+		{"get / HTTP/1.1", false, true},
+		{"get / HTTP/1.1", true, false},
+		{"PURGE /x HTTP/1.1", false, true},
+		{"PURGE /x HTTP/1.1", true, false},
+		{"QUERY /x HTTP/1.1", false, true},
+		{"LINK /x HTTP/1.1", false, true},
+		{"SOURCE /x HTTP/1.0", false, true},
+		{"X.Custom~1 /x HTTP/1.1", false, true},
+		{"(GET) / HTTP/1.1", false, false},
+		{"G\x00T / HTTP/1.1", false, false},
 		{"GET /a b HTTP/1.1", false, false},
 		{"GET  / HTTP/1.1", false, false},
 		{"GET / HTTP/2.0", false, false},

@@ -32,9 +32,37 @@ func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 // isMethodChar accepts the characters of an upper-case token, the only kind
-// of method treated as plausible (real methods are all upper case; accepting
-// any token would make a line of body text look like a request).
+// of method treated as plausible while resynchronising (real methods are
+// upper case; accepting any token there would make a line of body text look
+// like a request).
 func isMethodChar(c byte) bool { return isUpper(c) || isDigit(c) || c == '-' || c == '_' }
+
+// methodOK reports whether m may be a method. Where a message is known to
+// start (in step, or at a stream's first byte) any token is one (RFC 9110
+// section 9.1: PURGE, QUERY, LINK, M-SEARCH, ...). Where the start is a
+// guess (strict) only the upper-case methods knownMethod lists are.
+func methodOK(m []byte, strict bool) bool {
+	if len(m) == 0 || len(m) > maxMethodLen {
+		return false
+	}
+	if strict {
+		if !isUpper(m[0]) {
+			return false
+		}
+		for _, c := range m {
+			if !isMethodChar(c) {
+				return false
+			}
+		}
+		return knownMethod(m)
+	}
+	for _, c := range m {
+		if !isTchar(c) {
+			return false
+		}
+	}
+	return true
+}
 
 // knownMethod lists the methods accepted when resynchronising after a gap or
 // garbage, where a suffix of a lost line could otherwise pass for a request.
@@ -96,18 +124,10 @@ func isHTTP1(p []byte) bool {
 // forms are accepted there.
 func parseRequestLine(l []byte, strict bool) (method, target, proto []byte, ok bool) {
 	sp := bytes.IndexByte(l, ' ')
-	if sp <= 0 || sp > maxMethodLen || !isUpper(l[0]) {
+	if sp <= 0 || !methodOK(l[:sp], strict) {
 		return nil, nil, nil, false
 	}
 	method = l[:sp]
-	for _, c := range method {
-		if !isMethodChar(c) {
-			return nil, nil, nil, false
-		}
-	}
-	if strict && !knownMethod(method) {
-		return nil, nil, nil, false
-	}
 	rest := l[sp+1:]
 	sp = bytes.IndexByte(rest, ' ')
 	if sp <= 0 {
@@ -141,18 +161,10 @@ func parseRequestLine(l []byte, strict bool) (method, target, proto []byte, ok b
 // version.
 func refusedRequestLine(l []byte) (method, target, proto []byte, ok bool) {
 	sp := bytes.IndexByte(l, ' ')
-	if sp <= 0 || sp > maxMethodLen || len(l) < sp+1+len(" HTTP/1.x") {
+	if sp <= 0 || !methodOK(l[:sp], false) || len(l) < sp+1+len(" HTTP/1.x") {
 		return nil, nil, nil, false
 	}
 	method, proto = l[:sp], l[len(l)-len("HTTP/1.x"):]
-	if !isUpper(method[0]) {
-		return nil, nil, nil, false
-	}
-	for _, c := range method {
-		if !isMethodChar(c) {
-			return nil, nil, nil, false
-		}
-	}
 	if !isHTTP1(proto) || l[len(l)-len(" HTTP/1.x")] != ' ' {
 		return nil, nil, nil, false
 	}
@@ -186,19 +198,20 @@ func parseStatusLine(l []byte, strict bool) (proto, status []byte, code int, ok 
 // plausiblePrefix reports whether p, the start of a line not complete yet,
 // could still become a request line (req) or a status line (resp). It looks
 // at the first few bytes only, so checking after every piece stays cheap.
-func plausiblePrefix(p []byte, req, resp bool) bool {
+// strict is parseRequestLine's.
+func plausiblePrefix(p []byte, req, resp, strict bool) bool {
 	if len(p) == 1 && p[0] == '\r' {
 		return true // maybe an empty line
 	}
-	return req && requestPrefix(p) || resp && statusPrefix(p)
+	return req && requestPrefix(p, strict) || resp && statusPrefix(p)
 }
 
-func requestPrefix(p []byte) bool {
+func requestPrefix(p []byte, strict bool) bool {
 	for i, c := range p {
 		switch {
 		case c == ' ':
 			return i > 0
-		case i >= maxMethodLen, i == 0 && !isUpper(c), !isMethodChar(c):
+		case i >= maxMethodLen, strict && (i == 0 && !isUpper(c) || !isMethodChar(c)), !isTchar(c):
 			return false
 		}
 	}
