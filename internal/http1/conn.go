@@ -112,6 +112,7 @@ type side struct {
 	cut      bool   // raw body longer than MaxBodyBytes
 	remain   int64  // phBody, phChunkData
 	enc      encoding
+	last     bool // response: its framing is ambiguous, pairing stops after it
 
 	framing  framing   // phPeek: the response's framing, if it has a body
 	peekTime time.Time // phPeek: when the first peeked byte arrived
@@ -148,6 +149,7 @@ type entry struct {
 	doneAt   time.Time // when it completed: a response is due from then
 	answered bool      // a response has been paired with it (perhaps still being read)
 	dead     bool      // the request was abandoned, but its response is still owed: drop it when it comes
+	last     bool      // its framing is ambiguous: pairing stops once its response is done
 }
 
 // Conn parses one TCP connection. Create it with NewConn or reuse one with
@@ -181,6 +183,11 @@ type Conn struct {
 	// been theirs: one that no request sent before them waited for.
 	unaligned, respSince bool
 	unalignedSeq         uint64 // Conn.seq of those bytes
+
+	// clientDone: the client sent a request whose framing a server may
+	// read differently (RFC 9112 section 6.1, 6.3); what follows it is not
+	// parsed, and pairing stops once its response is done.
+	clientDone bool
 
 	seq    uint64 // counts Data calls: orders the two directions' bytes
 	skip   bool   // TLS, HTTP/2 or upgraded: nothing more to parse
@@ -220,6 +227,7 @@ func (c *Conn) Reset(cfg *Config, stats *Stats, emit func(*Exchange)) {
 	c.owed, c.owedMethods = 0, c.owedMethods[:0]
 	c.client, c.seq = -1, 0
 	c.unaligned, c.respSince = false, false
+	c.clientDone = false
 	c.skip, c.closed = false, false
 }
 
@@ -243,7 +251,7 @@ func (c *Conn) Skipping() bool { return c.skip }
 // Data parses the next in-order bytes b of direction dir (0 or 1), captured
 // at ts. b is only read during the call.
 func (c *Conn) Data(dir int, b []byte, ts time.Time) {
-	if c.skip || c.closed || dir&^1 != 0 {
+	if c.skip || c.closed || dir&^1 != 0 || c.clientDone && dir == c.client {
 		return
 	}
 	c.now = ts
@@ -253,7 +261,7 @@ func (c *Conn) Data(dir int, b []byte, ts time.Time) {
 		// piece is tried as a message start too (with strict validation).
 		d.lineStart = true
 	}
-	for len(b) > 0 && !c.skip {
+	for len(b) > 0 && !c.skip && !(c.clientDone && dir == c.client) {
 		n := c.step(dir, b, ts)
 		b = b[n:]
 	}
@@ -545,6 +553,12 @@ func (c *Conn) readField(dir int, b []byte, ts time.Time) int {
 		// Obsolete line folding (RFC 9112 section 5.2): the line continues
 		// the previous field's value.
 		h := &d.msg.Headers[len(d.msg.Headers)-1]
+		if isFramingField(h.Name) || !validValue(l) {
+			// A server that rejects obs-fold (RFC 9112 section 5.2 allows
+			// either) would frame this message differently.
+			c.badHead(dir, true)
+			return n
+		}
 		if v := bytes.Trim(l, " \t"); len(v) > 0 {
 			if h.Value == "" {
 				h.Value = string(v)
@@ -624,7 +638,39 @@ func (c *Conn) endOfHead(dir int) {
 		c.badHead(dir, true)
 		return
 	}
+	// Transfer-Encoding in HTTP/1.0 makes the framing faulty (RFC 9112
+	// section 6.1); with Content-Length, chunked wins but a server that
+	// reads the length sees other messages after it (section 6.3): either
+	// way the connection must end after the message.
+	te10 := f.hasTE && d.msg.Proto == "HTTP/1.0"
+	ambiguous := te10 || f.hasTE && f.hasCL
+	if ambiguous && d.tentative {
+		c.badHead(dir, true) // only a guess: not worth ending the connection for
+		return
+	}
 	d.tentative = false
+	if ambiguous {
+		c.stats.AmbiguousFraming.Add(1)
+		switch {
+		case d.isReq && te10:
+			c.garbage(dir, true) // refused, its slot kept: see garbage
+			c.queue[len(c.queue)-1].last = true
+			c.clientDone = true
+			return
+		case d.isReq:
+			// Read as chunked; the entry stops the connection.
+			defer func() {
+				if d.entry != nil {
+					d.entry.last = true
+				}
+			}()
+		case te10:
+			c.stopPairing()
+			return
+		default:
+			d.last = true
+		}
+	}
 	if c.client < 0 {
 		c.client = dir
 		if !d.isReq {
@@ -871,15 +917,32 @@ func (c *Conn) settle() {
 // finish completes the message of dir: decodes the body and pairs.
 func (c *Conn) finish(dir int) {
 	d := &c.sides[dir]
-	m, e, isReq := d.msg, d.entry, d.isReq
+	m, e, isReq, last := d.msg, d.entry, d.isReq, d.last
 	m.Body, m.BodyTruncated = c.decodedBody(d)
 	m.reserved = d.reserved
 	d.next()
 	if isReq {
+		if e != nil && e.last {
+			c.clientDone = true // bytes after it are what servers disagree on
+		}
 		c.requestDone(e)
 	} else {
 		c.responseDone(e, m)
+		if last || e != nil && e.last {
+			c.stopPairing()
+		}
 	}
+}
+
+// stopPairing ends the parsing of a connection whose framing servers and
+// clients may read differently: no later pair could be trusted.
+func (c *Conn) stopPairing() {
+	if c.skip {
+		return
+	}
+	c.dropQueue(&c.stats.RequestsDroppedDesync)
+	c.skip = true
+	c.release()
 }
 
 // decodedBody turns the raw body of d into what Message.Body holds.

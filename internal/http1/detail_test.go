@@ -220,7 +220,7 @@ func TestStatsEach(t *testing.T) {
 	s.Each(func(name string, v uint64) { names = append(names, name); got[name] = v })
 	want := []string{
 		"pairs", "pending_emitted", "pending_dropped", "requests_dropped_gap", "requests_dropped_desync",
-		"orphan_responses", "late_responses", "rejected_requests", "requests_dropped_unaligned", "resyncs", "garbage", "body_truncated", "decode_errors",
+		"orphan_responses", "late_responses", "rejected_requests", "requests_dropped_unaligned", "ambiguous_framing", "resyncs", "garbage", "body_truncated", "decode_errors",
 		"binary_bodies", "incomplete", "skipped_tls", "skipped_http2", "upgrades", "queue_overflow", "body_budget_cuts",
 	}
 	if !slices.Equal(names, want) {

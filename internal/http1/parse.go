@@ -260,6 +260,9 @@ func parseField(l []byte) (record.Header, bool) {
 			return record.Header{}, false
 		}
 	}
+	if !validValue(l[colon+1:]) {
+		return record.Header{}, false
+	}
 	vs, ve := colon+1, len(l)
 	for vs < ve && isOWS(l[vs]) {
 		vs++
@@ -269,6 +272,25 @@ func parseField(l []byte) (record.Header, bool) {
 	}
 	s := string(l[:ve])
 	return record.Header{Name: s[:colon], Value: s[vs:]}, true
+}
+
+// validValue rejects a field value with a CR (a bare one: the line's CRLF
+// is gone), LF or NUL. RFC 9110 section 5.5 lets a recipient reject such a
+// value or replace those bytes with SP; servers differ, and one that
+// rejects answers a 400 for a message that would otherwise look fine.
+func validValue(v []byte) bool {
+	for _, c := range v {
+		if c == '\r' || c == '\n' || c == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// isFramingField reports whether a field decides where a body ends.
+func isFramingField(name string) bool {
+	return len(name) == len("Content-Length") && strings.EqualFold(name, "Content-Length") ||
+		len(name) == len("Transfer-Encoding") && strings.EqualFold(name, "Transfer-Encoding")
 }
 
 // parseChunkSize parses the hex size of a chunk-size line (CR removed) and
