@@ -32,6 +32,7 @@ package http1
 
 import (
 	"bytes"
+	"slices"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -189,6 +190,12 @@ type Conn struct {
 	// parsed, and pairing stops once its response is done.
 	clientDone bool
 
+	// tunnel is a CONNECT request waiting for its response: what the client
+	// sends meanwhile is tunnel data (RFC 9110 section 9.3.6), not HTTP, and
+	// is not parsed; tunnelBytes says whether any came.
+	tunnel      *entry
+	tunnelBytes bool
+
 	seq    uint64 // counts Data calls: orders the two directions' bytes
 	skip   bool   // TLS, HTTP/2 or upgraded: nothing more to parse
 	closed bool
@@ -228,6 +235,7 @@ func (c *Conn) Reset(cfg *Config, stats *Stats, emit func(*Exchange)) {
 	c.client, c.seq = -1, 0
 	c.unaligned, c.respSince = false, false
 	c.clientDone = false
+	c.tunnel, c.tunnelBytes = nil, false
 	c.skip, c.closed = false, false
 }
 
@@ -254,6 +262,13 @@ func (c *Conn) Data(dir int, b []byte, ts time.Time) {
 	if c.skip || c.closed || dir&^1 != 0 || c.clientDone && dir == c.client {
 		return
 	}
+	if c.tunnel != nil && dir == c.client {
+		if slices.Contains(c.queue, c.tunnel) {
+			c.tunnelBytes = true
+			return
+		}
+		c.tunnel = nil // it left the queue (expired, dropped): parse again
+	}
 	c.now = ts
 	c.seq++
 	if d := &c.sides[dir]; d.sync && len(d.part) == 0 {
@@ -262,6 +277,10 @@ func (c *Conn) Data(dir int, b []byte, ts time.Time) {
 		d.lineStart = true
 	}
 	for len(b) > 0 && !c.skip && !(c.clientDone && dir == c.client) {
+		if c.tunnel != nil && dir == c.client {
+			c.tunnelBytes = true // after a CONNECT head in the same piece
+			break
+		}
 		n := c.step(dir, b, ts)
 		b = b[n:]
 	}
@@ -698,6 +717,11 @@ func (c *Conn) requestHead(dir int, f framing) {
 	c.push(e)
 	d.entry = e
 	switch {
+	case e.req.Method == "CONNECT" && !e.dead:
+		// No body, whatever the fields say: what follows the head is
+		// tunnel data, once the server agrees.
+		c.tunnel, c.tunnelBytes = e, false
+		c.finish(dir)
 	case f.chunked:
 		d.phase = phChunkSize
 	case f.cl > 0:
@@ -718,6 +742,15 @@ func (c *Conn) responseHead(dir int, f framing) {
 	}
 	e, method, known := c.bindResponse(d.startSeq)
 	d.entry = e
+	if e != nil && e == c.tunnel && (code < 200 || code > 299) {
+		// Tunnel refused: the client's bytes are HTTP again. Those sent
+		// meanwhile were not parsed and may be answered.
+		c.tunnel = nil
+		if c.tunnelBytes {
+			c.sides[c.client].resync(false)
+			c.unaligned, c.respSince, c.unalignedSeq = true, false, c.seq
+		}
+	}
 	if c.unaligned && (e == nil && !known || e != nil && e.dead && e.seq > c.unalignedSeq) {
 		c.respSince = true
 	}
@@ -1118,6 +1151,7 @@ func (c *Conn) Gap(dir int, n int, ts time.Time) {
 		return
 	}
 	c.dropQueue(&c.stats.RequestsDroppedGap)
+	c.tunnel = nil
 	for i := range c.sides {
 		d := &c.sides[i]
 		// What follows the gap may start a message; nothing says it does not.

@@ -783,6 +783,7 @@ func connCases() []connCase {
 	}
 	cases = append(cases, startCases()...)
 	cases = append(cases, ambiguousCases()...)
+	cases = append(cases, connectCases()...)
 	return append(cases, rejectedCases()...)
 }
 
@@ -887,6 +888,52 @@ func ambiguousCases() []connCase {
 		},
 		want:  []string{`c0 GET /1 -> 200 OK body="one"`, `c0 GET /2 -> 200 OK body="two"`},
 		stats: map[string]uint64{"pairs": 2},
+	}}
+}
+
+// connectCases: what a client sends after a CONNECT request's head is
+// tunnel data (RFC 9110 section 9.3.6), never its body nor a request; once
+// the server refuses the tunnel, the client speaks HTTP again.
+func connectCases() []connCase {
+	const connect = "CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n"
+	const refused = "HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n"
+	return []connCase{{
+		name: "CONNECT: tunnel data sent before the 200 is not parsed",
+		ops: []op{
+			start(0), start(1),
+			d0(connect + "\x16\x03\x01 hello"), d0(get("/in-tunnel")),
+			d1("HTTP/1.1 200 Connection Established\r\n\r\n"),
+		},
+		want:  []string{`c0 CONNECT h:443 -> 200 Connection Established`},
+		stats: map[string]uint64{"pairs": 1, "upgrades": 1},
+		skip:  true,
+	}, {
+		name: "CONNECT with Content-Length: what follows is no body",
+		ops: []op{
+			start(0), start(1),
+			d0("CONNECT h:443 HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"),
+			d1("HTTP/1.1 200 OK\r\n\r\n"),
+		},
+		want:  []string{`c0 CONNECT h:443 -> 200 OK`},
+		stats: map[string]uint64{"pairs": 1, "upgrades": 1},
+		skip:  true,
+	}, {
+		name: "CONNECT refused, the client waited: HTTP goes on",
+		ops: []op{
+			start(0), start(1),
+			d0(connect), d1(refused), d0(get("/2")), d1(ok200("2", "two")),
+		},
+		want:  []string{`c0 CONNECT h:443 -> 407 Proxy Authentication Required`, `c0 GET /2 -> 200 OK body="two"`},
+		stats: map[string]uint64{"pairs": 2},
+	}, {
+		name: "CONNECT refused after tunnel data: aligned again once it is answered",
+		ops: []op{
+			start(0), start(1),
+			d0(connect + "tunnel bytes\r\n"), d1(refused), d1(bad400),
+			d0(get("/2")), d1(ok200("2", "two")),
+		},
+		want:  []string{`c0 CONNECT h:443 -> 407 Proxy Authentication Required`, `c0 GET /2 -> 200 OK body="two"`},
+		stats: map[string]uint64{"pairs": 2, "orphan_responses": 1},
 	}}
 }
 
