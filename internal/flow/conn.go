@@ -26,6 +26,15 @@ type Handler interface {
 	Skipping() bool
 }
 
+// Starter is implemented by a Handler that wants to know where a stream
+// starts: Start(dir) is called just before the first bytes of dir when they
+// are the first bytes of the stream (its SYN, or the SYN-ACK naming its
+// first byte, was seen), never for a stream joined mid-way. A parser can
+// then take what starts there for a message start instead of guessing.
+type Starter interface {
+	Start(dir int)
+}
+
 // ConnID names a connection: the VNI it arrived with and its endpoints, A
 // being the sender of the first segment seen.
 type ConnID struct {
@@ -81,6 +90,8 @@ type half struct {
 	out     uint32 // sequence number of the next byte to hand to the Handler
 	held    []pending
 	synSeen bool
+	atStart bool   // started from a SYN or SYN-ACK: out began at the stream's first byte
+	begun   bool   // content has been handed over
 	isn     uint32 // initial sequence number, when the SYN was seen
 	ooo     []segment
 	finSeen bool

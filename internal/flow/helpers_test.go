@@ -30,6 +30,11 @@ type recorder struct {
 	callsClosed int // calls after Close
 	dataAfter   [2]int
 	order       []string // "c" or "s" per Data call: direction 0 or 1
+	starts      []string // "c0" per Start call: direction and bytes of it delivered before
+}
+
+func (r *recorder) Start(dir int) {
+	r.starts = append(r.starts, fmt.Sprintf("%c%d", "cs"[dir], len(r.view[dir])))
 }
 
 func (r *recorder) Data(dir int, b []byte, ts time.Time) {

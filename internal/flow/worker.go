@@ -96,11 +96,13 @@ func (w *worker) packet(p *decode.Packet, ts time.Time) {
 		if !d.synSeen {
 			d.synSeen, d.isn = true, p.Seq
 			d.start(p.Seq + 1)
+			d.atStart = !d.begun
 		}
 		// A SYN-ACK names the other side's first byte: enough to start it
 		// when its SYN was lost or is late.
 		if o := &c.dirs[1-dir]; p.Flags&decode.ACK != 0 && !o.started {
 			o.start(p.Ack)
+			o.atStart = true
 		}
 		return
 	}
@@ -469,6 +471,12 @@ func (w *worker) handOver(c *conn, dir int, p *pending) {
 	if c.skipping {
 		w.stats.SkippedBytes.Add(uint64(len(p.data)))
 		return
+	}
+	if !d.begun {
+		d.begun = true
+		if s, ok := c.h.(Starter); ok && d.atStart && len(p.data) > 0 {
+			s.Start(dir)
+		}
 	}
 	if len(p.data) > 0 {
 		c.h.Data(dir, p.data, p.ts)

@@ -1032,3 +1032,46 @@ func TestSweepInParts(t *testing.T) {
 		t.Errorf("after four sweeps: %d connections left, %d expired", len(h.w.conns), h.stats.ConnsExpired.Load())
 	}
 }
+
+// TestStart: Start comes before the first bytes of a direction whose first
+// byte is known to be the stream's (its SYN, or the SYN-ACK naming it, was
+// seen), and never for a direction joined mid-stream.
+func TestStart(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		send func(f *tcp)
+		want string
+	}{
+		{"handshake seen", func(f *tcp) {
+			f.handshake(0)
+			f.c(0, []byte("GET"), 0, 1*ms)
+			f.s(0, []byte("HTTP"), 0, 2*ms)
+		}, "c0 s0"},
+		{"mid-stream", func(f *tcp) {
+			f.c(0, []byte("GET"), 0, 1*ms)
+			f.s(0, []byte("HTTP"), 0, 2*ms)
+		}, ""},
+		{"SYN lost, SYN-ACK names the client's first byte", func(f *tcp) {
+			p := mkPkt(f.vni, f.srv, f.cli, f.sisn, decode.SYN|decode.ACK, nil)
+			p.Ack = f.cisn + 1
+			f.h.send(p, 0)
+			f.c(0, []byte("GET"), 0, 1*ms)
+			f.s(0, []byte("HTTP"), 0, 2*ms)
+		}, "s0 c0"}, // the server sent the first segment seen: it is direction 0
+		{"client SYN only, server joined mid-stream", func(f *tcp) {
+			f.h.send(mkPkt(f.vni, f.cli, f.srv, f.cisn, decode.SYN, nil), 0)
+			f.c(0, []byte("GET"), 0, 1*ms)
+			f.s(7, []byte("HTTP"), 0, 2*ms)
+		}, "c0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, Config{})
+			f := h.conn(1000, 5000)
+			tc.send(f)
+			r := h.only()
+			if got := fmt.Sprint(r.starts); got != "["+tc.want+"]" {
+				t.Errorf("starts %s, want [%s]", got, tc.want)
+			}
+		})
+	}
+}

@@ -16,9 +16,15 @@
 // and both directions look for the next plausible message start, because a
 // missing pair is acceptable and a wrong pair is not.
 //
+// A request whose head is refused after its start line was read keeps its
+// place in the queue and takes the response the server sends it (a 400),
+// unpublished. Client bytes that are no request at all may have been
+// answered too: the requests after them are not published (their slots
+// take the responses) until a response has come that no earlier request
+// waited for and the server has caught up.
+//
 // One case stays beyond any stream parser without TCP sequence numbers: a
-// client that pipelines requests across lost bytes (or across a request this
-// parser could not read but the server answered). How many responses are
+// client that pipelines requests across lost bytes. How many responses are
 // still owed is then unknown, and a later response may pair with a wrong
 // request. Clients that wait for each response, nearly all of them, are
 // paired correctly.
@@ -26,6 +32,7 @@ package http1
 
 import (
 	"bytes"
+	"slices"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -87,6 +94,7 @@ type side struct {
 	// one.
 	sync      bool
 	lineStart bool
+	begin     bool // the next byte is the stream's first (Start): a message starts there
 	fresh     bool // no line of this direction looked at yet: TLS detection
 	tentative bool // the start line was found by resync; until the head is complete a failure is silent
 	sawCR     bool // phChunkEnd: the CR has been seen
@@ -105,6 +113,7 @@ type side struct {
 	cut      bool   // raw body longer than MaxBodyBytes
 	remain   int64  // phBody, phChunkData
 	enc      encoding
+	last     bool // response: its framing is ambiguous, pairing stops after it
 
 	framing  framing   // phPeek: the response's framing, if it has a body
 	peekTime time.Time // phPeek: when the first peeked byte arrived
@@ -141,6 +150,7 @@ type entry struct {
 	doneAt   time.Time // when it completed: a response is due from then
 	answered bool      // a response has been paired with it (perhaps still being read)
 	dead     bool      // the request was abandoned, but its response is still owed: drop it when it comes
+	last     bool      // its framing is ambiguous: pairing stops once its response is done
 }
 
 // Conn parses one TCP connection. Create it with NewConn or reuse one with
@@ -165,6 +175,26 @@ type Conn struct {
 
 	now      time.Time // capture time of the bytes being parsed
 	retained int64     // raw body bytes held (queue and sides), counted in Config.Budget
+
+	// unaligned: the client direction sent bytes that were no request
+	// line. The server may have answered them (a 400, say) or not, so the
+	// next responses may be theirs: requests are not paired until a
+	// response has come since and the server has caught up (aligned).
+	// respSince says whether a final response started since that may have
+	// been theirs: one that no request sent before them waited for.
+	unaligned, respSince bool
+	unalignedSeq         uint64 // Conn.seq of those bytes
+
+	// clientDone: the client sent a request whose framing a server may
+	// read differently (RFC 9112 section 6.1, 6.3); what follows it is not
+	// parsed, and pairing stops once its response is done.
+	clientDone bool
+
+	// tunnel is a CONNECT request waiting for its response: what the client
+	// sends meanwhile is tunnel data (RFC 9110 section 9.3.6), not HTTP, and
+	// is not parsed; tunnelBytes says whether any came.
+	tunnel      *entry
+	tunnelBytes bool
 
 	seq    uint64 // counts Data calls: orders the two directions' bytes
 	skip   bool   // TLS, HTTP/2 or upgraded: nothing more to parse
@@ -203,7 +233,23 @@ func (c *Conn) Reset(cfg *Config, stats *Stats, emit func(*Exchange)) {
 	c.queue = c.queue[:0]
 	c.owed, c.owedMethods = 0, c.owedMethods[:0]
 	c.client, c.seq = -1, 0
+	c.unaligned, c.respSince = false, false
+	c.clientDone = false
+	c.tunnel, c.tunnelBytes = nil, false
 	c.skip, c.closed = false, false
+}
+
+// Start tells c that the next bytes of dir are the first of their stream
+// (the reassembler saw its SYN): a message starts there, with any method,
+// where a capture that joins mid-stream has to guess. It has effect only
+// before dir's first bytes. It implements flow.Starter.
+func (c *Conn) Start(dir int) {
+	if c.skip || c.closed || dir&^1 != 0 {
+		return
+	}
+	if d := &c.sides[dir]; d.fresh && d.sync && d.phase == phLine && len(d.part) == 0 {
+		d.begin, d.lineStart = true, true
+	}
 }
 
 // Skipping reports whether the connection stopped being HTTP/1 (TLS, HTTP/2,
@@ -213,8 +259,15 @@ func (c *Conn) Skipping() bool { return c.skip }
 // Data parses the next in-order bytes b of direction dir (0 or 1), captured
 // at ts. b is only read during the call.
 func (c *Conn) Data(dir int, b []byte, ts time.Time) {
-	if c.skip || c.closed || dir&^1 != 0 {
+	if c.skip || c.closed || dir&^1 != 0 || c.clientDone && dir == c.client {
 		return
+	}
+	if c.tunnel != nil && dir == c.client {
+		if slices.Contains(c.queue, c.tunnel) {
+			c.tunnelBytes = true
+			return
+		}
+		c.tunnel = nil // it left the queue (expired, dropped): parse again
 	}
 	c.now = ts
 	c.seq++
@@ -223,7 +276,11 @@ func (c *Conn) Data(dir int, b []byte, ts time.Time) {
 		// piece is tried as a message start too (with strict validation).
 		d.lineStart = true
 	}
-	for len(b) > 0 && !c.skip {
+	for len(b) > 0 && !c.skip && !(c.clientDone && dir == c.client) {
+		if c.tunnel != nil && dir == c.client {
+			c.tunnelBytes = true // after a CONNECT head in the same piece
+			break
+		}
 		n := c.step(dir, b, ts)
 		b = b[n:]
 	}
@@ -380,7 +437,7 @@ func (c *Conn) readStartLine(dir int, b []byte, ts time.Time) int {
 	}
 	if !done {
 		req, resp := c.roles(dir)
-		if !plausiblePrefix(d.part, req, resp) {
+		if !plausiblePrefix(d.part, req, resp, d.sync && !d.begin) {
 			c.rejectLine(dir, false)
 		}
 		return n
@@ -414,7 +471,7 @@ func (c *Conn) startLine(dir int, line []byte) {
 	// Where a message start is only a guess (the start of the capture, which
 	// is rarely the start of the connection, or after a loss) be picky: the
 	// tail of a lost "GET /x HTTP/1.1" line must not pass as method "ET".
-	strict := d.sync
+	strict := d.sync && !d.begin
 	d.fresh = false
 	req, resp := c.roles(dir)
 	if len(l) == 0 {
@@ -423,6 +480,10 @@ func (c *Conn) startLine(dir int, line []byte) {
 		d.lineStart = true
 		return
 	}
+	// At a stream's start, the first line is the only one known to start
+	// a message. If it does not, the stream is not HTTP/1 (or not from its
+	// start): it is searched quietly, as a capture joined mid-stream is.
+	d.begin = false
 	if req && bytes.Equal(l, h2Preface) {
 		c.skipConn(&c.stats.SkippedHTTP2)
 		return
@@ -442,6 +503,17 @@ func (c *Conn) startLine(dir int, line []byte) {
 			}
 		}
 	}
+	if m == nil && req && !strict {
+		if method, target, proto, ok := refusedRequestLine(l); ok {
+			// A request line a server refuses ("GET /a b HTTP/1.1"): a
+			// request all the same, which the server answers.
+			d.msg = &Message{Method: methodString(method), Target: string(target), Proto: protoString(proto), Time: d.start}
+			d.isReq, d.tentative = true, false
+			d.part = d.part[:0]
+			c.garbage(dir, true)
+			return
+		}
+	}
 	if m == nil {
 		c.rejectLine(dir, true)
 		return
@@ -449,7 +521,7 @@ func (c *Conn) startLine(dir int, line []byte) {
 	m.Headers = make([]record.Header, 0, 8) // most messages have a few headers: grow once at most
 	m.Time = d.start
 	d.msg = m
-	d.tentative = d.sync
+	d.tentative = strict
 	d.sync = false
 	d.phase = phFields
 	d.headBytes = len(line) + 1
@@ -460,7 +532,7 @@ func (c *Conn) startLine(dir int, line []byte) {
 // that is expected; otherwise it is garbage.
 func (c *Conn) rejectLine(dir int, lineEnded bool) {
 	d := &c.sides[dir]
-	d.fresh = false
+	d.fresh, d.begin = false, false
 	if !d.sync {
 		c.garbage(dir, lineEnded)
 		return
@@ -500,6 +572,12 @@ func (c *Conn) readField(dir int, b []byte, ts time.Time) int {
 		// Obsolete line folding (RFC 9112 section 5.2): the line continues
 		// the previous field's value.
 		h := &d.msg.Headers[len(d.msg.Headers)-1]
+		if isFramingField(h.Name) || !validValue(l) {
+			// A server that rejects obs-fold (RFC 9112 section 5.2 allows
+			// either) would frame this message differently.
+			c.badHead(dir, true)
+			return n
+		}
 		if v := bytes.Trim(l, " \t"); len(v) > 0 {
 			if h.Value == "" {
 				h.Value = string(v)
@@ -542,14 +620,28 @@ func (c *Conn) garbage(dir int, lineEnded bool) {
 	d := &c.sides[dir]
 	c.stats.Garbage.Add(1)
 	c.stats.Resyncs.Add(1)
-	if d.isReq {
-		if d.entry != nil {
-			c.abandon(d.entry)
-		}
-	} else if c.client >= 0 && dir != c.client {
+	switch {
+	case d.isReq && d.entry != nil:
+		c.abandon(d.entry)
+	case c.client >= 0 && dir != c.client:
 		// Once the server direction is lost, how many responses went by is
 		// unknown: no queued request can be paired safely any more.
 		c.dropQueue(&c.stats.RequestsDroppedDesync)
+	case d.isReq && d.msg != nil:
+		// A request whose start line was read but whose head is refused
+		// (a bad field name or length, an unknown transfer coding, a head
+		// too big). The server refuses it too and still answers it,
+		// usually with a 400: it keeps its place in the queue so that this
+		// answer does not go to the next request, and is never published.
+		c.stats.RejectedRequests.Add(1)
+		c.push(&entry{req: d.msg, seq: d.startSeq, dead: true})
+		if c.client < 0 {
+			c.client = dir // the first request of a stream seen from its start
+		}
+	case c.client >= 0 && dir == c.client:
+		// Client bytes that are no request at all: how many answers they
+		// get (none, a 400, ...) is unknown.
+		c.unaligned, c.respSince, c.unalignedSeq = true, false, c.seq
 	}
 	d.resync(lineEnded)
 }
@@ -565,7 +657,39 @@ func (c *Conn) endOfHead(dir int) {
 		c.badHead(dir, true)
 		return
 	}
+	// Transfer-Encoding in HTTP/1.0 makes the framing faulty (RFC 9112
+	// section 6.1); with Content-Length, chunked wins but a server that
+	// reads the length sees other messages after it (section 6.3): either
+	// way the connection must end after the message.
+	te10 := f.hasTE && d.msg.Proto == "HTTP/1.0"
+	ambiguous := te10 || f.hasTE && f.hasCL
+	if ambiguous && d.tentative {
+		c.badHead(dir, true) // only a guess: not worth ending the connection for
+		return
+	}
 	d.tentative = false
+	if ambiguous {
+		c.stats.AmbiguousFraming.Add(1)
+		switch {
+		case d.isReq && te10:
+			c.garbage(dir, true) // refused, its slot kept: see garbage
+			c.queue[len(c.queue)-1].last = true
+			c.clientDone = true
+			return
+		case d.isReq:
+			// Read as chunked; the entry stops the connection.
+			defer func() {
+				if d.entry != nil {
+					d.entry.last = true
+				}
+			}()
+		case te10:
+			c.stopPairing()
+			return
+		default:
+			d.last = true
+		}
+	}
 	if c.client < 0 {
 		c.client = dir
 		if !d.isReq {
@@ -583,9 +707,21 @@ func (c *Conn) endOfHead(dir int) {
 func (c *Conn) requestHead(dir int, f framing) {
 	d := &c.sides[dir]
 	e := &entry{req: d.msg, seq: d.startSeq}
+	if c.unaligned && !c.aligned() {
+		// It may be this request's response, or one to the unreadable
+		// bytes before it, that comes next: its slot takes whichever
+		// comes, and nothing is published for it.
+		e.dead = true
+		c.stats.RequestsDroppedUnaligned.Add(1)
+	}
 	c.push(e)
 	d.entry = e
 	switch {
+	case e.req.Method == "CONNECT" && !e.dead:
+		// No body, whatever the fields say: what follows the head is
+		// tunnel data, once the server agrees.
+		c.tunnel, c.tunnelBytes = e, false
+		c.finish(dir)
 	case f.chunked:
 		d.phase = phChunkSize
 	case f.cl > 0:
@@ -606,6 +742,18 @@ func (c *Conn) responseHead(dir int, f framing) {
 	}
 	e, method, known := c.bindResponse(d.startSeq)
 	d.entry = e
+	if e != nil && e == c.tunnel && (code < 200 || code > 299) {
+		// Tunnel refused: the client's bytes are HTTP again. Those sent
+		// meanwhile were not parsed and may be answered.
+		c.tunnel = nil
+		if c.tunnelBytes {
+			c.sides[c.client].resync(false)
+			c.unaligned, c.respSince, c.unalignedSeq = true, false, c.seq
+		}
+	}
+	if c.unaligned && (e == nil && !known || e != nil && e.dead && e.seq > c.unalignedSeq) {
+		c.respSince = true
+	}
 	switch {
 	case code == 101 || method == "CONNECT" && code/100 == 2:
 		// The connection now carries another protocol (or a tunnel).
@@ -686,6 +834,29 @@ func (c *Conn) peek(dir int, b []byte, ts time.Time) int {
 func (c *Conn) startBody(d *side, n int64) {
 	d.phase, d.remain = phBody, n
 	d.body = make([]byte, 0, min(n, int64(c.cfg.MaxBodyBytes), 64<<10))
+}
+
+// aligned reports whether the queue is known to match the server's
+// responses again after unreadable client bytes, and if so forgets them:
+// the server has answered since (a response started after them), it is
+// between responses, and every queued request has its response. A client
+// that waits for each response, as nearly all do, is aligned again at its
+// next request but one; a second answer to the same unreadable bytes is
+// the case this cannot see.
+func (c *Conn) aligned() bool {
+	if !c.respSince || c.client < 0 {
+		return false
+	}
+	if s := &c.sides[1-c.client]; s.phase != phLine || len(s.part) > 0 || s.sync {
+		return false
+	}
+	for _, e := range c.queue {
+		if !e.answered {
+			return false
+		}
+	}
+	c.unaligned = false
+	return true
 }
 
 // bindResponse finds what a response starting at seq answers: a queued
@@ -779,15 +950,32 @@ func (c *Conn) settle() {
 // finish completes the message of dir: decodes the body and pairs.
 func (c *Conn) finish(dir int) {
 	d := &c.sides[dir]
-	m, e, isReq := d.msg, d.entry, d.isReq
+	m, e, isReq, last := d.msg, d.entry, d.isReq, d.last
 	m.Body, m.BodyTruncated = c.decodedBody(d)
 	m.reserved = d.reserved
 	d.next()
 	if isReq {
+		if e != nil && e.last {
+			c.clientDone = true // bytes after it are what servers disagree on
+		}
 		c.requestDone(e)
 	} else {
 		c.responseDone(e, m)
+		if last || e != nil && e.last {
+			c.stopPairing()
+		}
 	}
+}
+
+// stopPairing ends the parsing of a connection whose framing servers and
+// clients may read differently: no later pair could be trusted.
+func (c *Conn) stopPairing() {
+	if c.skip {
+		return
+	}
+	c.dropQueue(&c.stats.RequestsDroppedDesync)
+	c.skip = true
+	c.release()
 }
 
 // decodedBody turns the raw body of d into what Message.Body holds.
@@ -963,6 +1151,7 @@ func (c *Conn) Gap(dir int, n int, ts time.Time) {
 		return
 	}
 	c.dropQueue(&c.stats.RequestsDroppedGap)
+	c.tunnel = nil
 	for i := range c.sides {
 		d := &c.sides[i]
 		// What follows the gap may start a message; nothing says it does not.

@@ -220,7 +220,7 @@ func TestStatsEach(t *testing.T) {
 	s.Each(func(name string, v uint64) { names = append(names, name); got[name] = v })
 	want := []string{
 		"pairs", "pending_emitted", "pending_dropped", "requests_dropped_gap", "requests_dropped_desync",
-		"orphan_responses", "late_responses", "resyncs", "garbage", "body_truncated", "decode_errors",
+		"orphan_responses", "late_responses", "rejected_requests", "requests_dropped_unaligned", "ambiguous_framing", "resyncs", "garbage", "body_truncated", "decode_errors",
 		"binary_bodies", "incomplete", "skipped_tls", "skipped_http2", "upgrades", "queue_overflow", "body_budget_cuts",
 	}
 	if !slices.Equal(names, want) {
@@ -247,7 +247,17 @@ func TestParseStartLines(t *testing.T) {
 		{"CONNECT host:443 HTTP/1.1", true, true},
 		{"M-SEARCH * HTTP/1.1", false, true},
 		{"M-SEARCH * HTTP/1.1", true, false}, // unknown method while resyncing
-		{"get / HTTP/1.1", false, false},
+		// Where a message is known to start, any token is a method.
+		{"get / HTTP/1.1", false, true},
+		{"get / HTTP/1.1", true, false},
+		{"PURGE /x HTTP/1.1", false, true},
+		{"PURGE /x HTTP/1.1", true, false},
+		{"QUERY /x HTTP/1.1", false, true},
+		{"LINK /x HTTP/1.1", false, true},
+		{"SOURCE /x HTTP/1.0", false, true},
+		{"X.Custom~1 /x HTTP/1.1", false, true},
+		{"(GET) / HTTP/1.1", false, false},
+		{"G\x00T / HTTP/1.1", false, false},
 		{"GET /a b HTTP/1.1", false, false},
 		{"GET  / HTTP/1.1", false, false},
 		{"GET / HTTP/2.0", false, false},

@@ -32,9 +32,37 @@ func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 // isMethodChar accepts the characters of an upper-case token, the only kind
-// of method treated as plausible (real methods are all upper case; accepting
-// any token would make a line of body text look like a request).
+// of method treated as plausible while resynchronising (real methods are
+// upper case; accepting any token there would make a line of body text look
+// like a request).
 func isMethodChar(c byte) bool { return isUpper(c) || isDigit(c) || c == '-' || c == '_' }
+
+// methodOK reports whether m may be a method. Where a message is known to
+// start (in step, or at a stream's first byte) any token is one (RFC 9110
+// section 9.1: PURGE, QUERY, LINK, M-SEARCH, ...). Where the start is a
+// guess (strict) only the upper-case methods knownMethod lists are.
+func methodOK(m []byte, strict bool) bool {
+	if len(m) == 0 || len(m) > maxMethodLen {
+		return false
+	}
+	if strict {
+		if !isUpper(m[0]) {
+			return false
+		}
+		for _, c := range m {
+			if !isMethodChar(c) {
+				return false
+			}
+		}
+		return knownMethod(m)
+	}
+	for _, c := range m {
+		if !isTchar(c) {
+			return false
+		}
+	}
+	return true
+}
 
 // knownMethod lists the methods accepted when resynchronising after a gap or
 // garbage, where a suffix of a lost line could otherwise pass for a request.
@@ -96,18 +124,10 @@ func isHTTP1(p []byte) bool {
 // forms are accepted there.
 func parseRequestLine(l []byte, strict bool) (method, target, proto []byte, ok bool) {
 	sp := bytes.IndexByte(l, ' ')
-	if sp <= 0 || sp > maxMethodLen || !isUpper(l[0]) {
+	if sp <= 0 || !methodOK(l[:sp], strict) {
 		return nil, nil, nil, false
 	}
 	method = l[:sp]
-	for _, c := range method {
-		if !isMethodChar(c) {
-			return nil, nil, nil, false
-		}
-	}
-	if strict && !knownMethod(method) {
-		return nil, nil, nil, false
-	}
 	rest := l[sp+1:]
 	sp = bytes.IndexByte(rest, ' ')
 	if sp <= 0 {
@@ -133,6 +153,22 @@ func parseRequestLine(l []byte, strict bool) (method, target, proto []byte, ok b
 		}
 	}
 	return method, target, proto, true
+}
+
+// refusedRequestLine recognises a request line that parseRequestLine
+// refuses but a server would still take for one, and answer (with a 400):
+// a method, then a target with spaces or control bytes in it, then the
+// version.
+func refusedRequestLine(l []byte) (method, target, proto []byte, ok bool) {
+	sp := bytes.IndexByte(l, ' ')
+	if sp <= 0 || !methodOK(l[:sp], false) || len(l) < sp+1+len(" HTTP/1.x") {
+		return nil, nil, nil, false
+	}
+	method, proto = l[:sp], l[len(l)-len("HTTP/1.x"):]
+	if !isHTTP1(proto) || l[len(l)-len(" HTTP/1.x")] != ' ' {
+		return nil, nil, nil, false
+	}
+	return method, l[sp+1 : len(l)-len(" HTTP/1.x")], proto, true
 }
 
 // parseStatusLine parses "HTTP/1.x SP 3DIGIT [SP reason]" (CR already
@@ -162,19 +198,20 @@ func parseStatusLine(l []byte, strict bool) (proto, status []byte, code int, ok 
 // plausiblePrefix reports whether p, the start of a line not complete yet,
 // could still become a request line (req) or a status line (resp). It looks
 // at the first few bytes only, so checking after every piece stays cheap.
-func plausiblePrefix(p []byte, req, resp bool) bool {
+// strict is parseRequestLine's.
+func plausiblePrefix(p []byte, req, resp, strict bool) bool {
 	if len(p) == 1 && p[0] == '\r' {
 		return true // maybe an empty line
 	}
-	return req && requestPrefix(p) || resp && statusPrefix(p)
+	return req && requestPrefix(p, strict) || resp && statusPrefix(p)
 }
 
-func requestPrefix(p []byte) bool {
+func requestPrefix(p []byte, strict bool) bool {
 	for i, c := range p {
 		switch {
 		case c == ' ':
 			return i > 0
-		case i >= maxMethodLen, i == 0 && !isUpper(c), !isMethodChar(c):
+		case i >= maxMethodLen, strict && (i == 0 && !isUpper(c) || !isMethodChar(c)), !isTchar(c):
 			return false
 		}
 	}
@@ -223,6 +260,9 @@ func parseField(l []byte) (record.Header, bool) {
 			return record.Header{}, false
 		}
 	}
+	if !validValue(l[colon+1:]) {
+		return record.Header{}, false
+	}
 	vs, ve := colon+1, len(l)
 	for vs < ve && isOWS(l[vs]) {
 		vs++
@@ -232,6 +272,25 @@ func parseField(l []byte) (record.Header, bool) {
 	}
 	s := string(l[:ve])
 	return record.Header{Name: s[:colon], Value: s[vs:]}, true
+}
+
+// validValue rejects a field value with a CR (a bare one: the line's CRLF
+// is gone), LF or NUL. RFC 9110 section 5.5 lets a recipient reject such a
+// value or replace those bytes with SP; servers differ, and one that
+// rejects answers a 400 for a message that would otherwise look fine.
+func validValue(v []byte) bool {
+	for _, c := range v {
+		if c == '\r' || c == '\n' || c == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// isFramingField reports whether a field decides where a body ends.
+func isFramingField(name string) bool {
+	return len(name) == len("Content-Length") && strings.EqualFold(name, "Content-Length") ||
+		len(name) == len("Transfer-Encoding") && strings.EqualFold(name, "Transfer-Encoding")
 }
 
 // parseChunkSize parses the hex size of a chunk-size line (CR removed) and

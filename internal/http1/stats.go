@@ -15,6 +15,10 @@ type Stats struct {
 	OrphanResponses       atomic.Uint64 // responses with no request to pair with, parsed and dropped
 	LateResponses         atomic.Uint64 // responses to requests already emitted as pending (timeout, overflow), dropped
 
+	RejectedRequests         atomic.Uint64 // request heads refused after their start line (bad field, length, coding, too big): not published, their response dropped
+	RequestsDroppedUnaligned atomic.Uint64 // requests not published because unreadable client bytes before them may have had a response: their slot takes one response
+	AmbiguousFraming         atomic.Uint64 // messages with Content-Length and Transfer-Encoding, or Transfer-Encoding in HTTP/1.0: pairing on the connection stops after them
+
 	Resyncs       atomic.Uint64 // a direction searched for the next message start after a gap or garbage
 	Garbage       atomic.Uint64 // unparseable start line, header, framing or chunk size; too-big head
 	BodyTruncated atomic.Uint64 // bodies cut at MaxBodyBytes
@@ -39,6 +43,9 @@ func (s *Stats) Each(fn func(name string, v uint64)) {
 	fn("requests_dropped_desync", s.RequestsDroppedDesync.Load())
 	fn("orphan_responses", s.OrphanResponses.Load())
 	fn("late_responses", s.LateResponses.Load())
+	fn("rejected_requests", s.RejectedRequests.Load())
+	fn("requests_dropped_unaligned", s.RequestsDroppedUnaligned.Load())
+	fn("ambiguous_framing", s.AmbiguousFraming.Load())
 	fn("resyncs", s.Resyncs.Load())
 	fn("garbage", s.Garbage.Load())
 	fn("body_truncated", s.BodyTruncated.Load())

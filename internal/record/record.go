@@ -174,8 +174,8 @@ func appendAddr(b []byte, a netip.Addr) []byte {
 }
 
 // appendHeaders writes the headers as a JSON object serialized into a JSON
-// string: repeated names are joined with ", " in the order sent, under the
-// first spelling of the name.
+// string: repeated names are joined in the order sent, under the first
+// spelling of the name, with the separator joinSep gives.
 func appendHeaders(b []byte, hs []Header, opts *Options) []byte {
 	var obj []byte
 	var stack [64]byte
@@ -196,9 +196,10 @@ func appendHeaders(b []byte, hs []Header, opts *Options) []byte {
 			obj = appendEscaped(obj, Mask)
 		} else {
 			obj = appendEscaped(obj, h.Value)
+			sep := joinSep(h.Name)
 			for _, more := range hs[i+1:] {
 				if strings.EqualFold(more.Name, h.Name) {
-					obj = appendEscaped(obj, ", ")
+					obj = appendEscaped(obj, sep)
 					obj = appendEscaped(obj, more.Value)
 				}
 			}
@@ -207,6 +208,18 @@ func appendHeaders(b []byte, hs []Header, opts *Options) []byte {
 	}
 	obj = append(obj, '}')
 	return appendString(b, obj)
+}
+
+// joinSep is the separator of a repeated header's values. Cookie pairs are
+// separated by "; " (RFC 6265 section 5.4), and Akto's cookie parser splits
+// the Cookie value on ';' only: joined with ", " two cookies would read as
+// one whose value runs into the next. Every other field is a list joined
+// with ", " (RFC 9110 section 5.3).
+func joinSep(name string) string {
+	if len(name) == len("Cookie") && strings.EqualFold(name, "Cookie") {
+		return "; "
+	}
+	return ", "
 }
 
 func seenBefore(hs []Header, name string) bool {

@@ -84,6 +84,39 @@ func TestEncodeContract(t *testing.T) {
 	}
 }
 
+// TestEncodeRepeatedHeaders: repeated fields are joined in the order sent,
+// with "; " for Cookie (how Akto splits cookies) and ", " for the rest, even
+// when the name's spelling varies.
+func TestEncodeRepeatedHeaders(t *testing.T) {
+	tests := []struct {
+		name string
+		hs   []Header
+		key  string
+		want string
+	}{
+		{"cookie", []Header{{"Cookie", "a=1"}, {"Cookie", "b=2; c=3"}}, "Cookie", "a=1; b=2; c=3"},
+		{"cookie spelled differently", []Header{{"cookie", "a=1"}, {"COOKIE", "b=2"}}, "cookie", "a=1; b=2"},
+		{"single cookie kept as sent", []Header{{"Cookie", "a=1, b=2"}}, "Cookie", "a=1, b=2"},
+		{"set-cookie is a list", []Header{{"Set-Cookie", "a=1"}, {"Set-Cookie", "b=2"}}, "Set-Cookie", "a=1, b=2"},
+		{"cookie2 is not cookie", []Header{{"Cookie2", "a"}, {"Cookie2", "b"}}, "Cookie2", "a, b"},
+		{"other list", []Header{{"Accept", "a/b"}, {"Accept", "c/d"}}, "Accept", "a/b, c/d"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := sample()
+			r.RequestHeaders = tt.hs
+			out, _ := Encode(nil, &r, nil)
+			var h map[string]string
+			if err := json.Unmarshal([]byte(decodeFlat(t, out)["requestHeaders"]), &h); err != nil {
+				t.Fatal(err)
+			}
+			if h[tt.key] != tt.want || len(h) != 1 {
+				t.Errorf("headers = %v, want %s: %q", h, tt.key, tt.want)
+			}
+		})
+	}
+}
+
 func TestEncodePendingAndDefaults(t *testing.T) {
 	r := Record{Method: "GET", Path: "/", Proto: "HTTP/1.0", Pending: true, Source: SourcePcap}
 	m := decodeFlat(t, mustEncode(t, &r, nil))
