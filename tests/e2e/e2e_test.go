@@ -455,6 +455,18 @@ func checkAll(t *testing.T, out outcome, recs []rec, source string, lossy bool) 
 }
 
 // checkRecord compares one record with what the client sent and received.
+// droppedByDefault reports whether the sniffer's default
+// -drop-body-content-types covers a Content-Type.
+func droppedByDefault(contentType string) bool {
+	mt, _, _ := strings.Cut(strings.ToLower(strings.TrimSpace(contentType)), ";")
+	for _, prefix := range []string{"image/", "audio/", "video/", "font/"} {
+		if strings.HasPrefix(mt, prefix) {
+			return true
+		}
+	}
+	return strings.TrimSpace(mt) == "application/octet-stream"
+}
+
 func checkRecord(r rec, res Result, out outcome, source string, lossy bool) []string {
 	var p []string
 	eq := func(field, got, want string) {
@@ -492,8 +504,18 @@ func checkRecord(r rec, res Result, out outcome, source string, lossy bool) []st
 	eq("is_pending", r.IsPending, "false")
 	eq("statusCode", r.StatusCode, strconv.Itoa(res.StatusCode))
 	eq("status", r.Status, res.Status)
-	eq("responsePayload", r.ResponsePayload, res.Body)
 	rh, err := testkit.ParseHeaders(r.ResponseHeaders)
+	// Bodies of the sniffer's default dropped types (images, audio, video,
+	// fonts, application/octet-stream) are omitted and the record says so;
+	// every other body arrives whole.
+	if ct, _ := testkit.Header(rh, "Content-Type"); err == nil && droppedByDefault(ct) {
+		eq("responsePayload", r.ResponsePayload, "")
+		if omitted, _ := testkit.Header(rh, "X-Apitap-Body-Omitted"); omitted == "" && res.Body != "" {
+			p = append(p, "a "+ct+" body omitted without X-Apitap-Body-Omitted")
+		}
+	} else {
+		eq("responsePayload", r.ResponsePayload, res.Body)
+	}
 	if err != nil {
 		p = append(p, "responseHeaders: "+err.Error())
 	} else if id, _ := testkit.Header(rh, "X-Req-Id"); id != res.ID {
