@@ -122,9 +122,9 @@ func (e *Engine) LaunchFailed(ctx context.Context, group, code, message, zone st
 // handle reports d once and, the first time, remediates it if its class
 // is enabled and its turn has come.
 func (e *Engine) handle(ctx context.Context, d diagnose.Diagnosis) error {
-	new, err := e.Report.Report(ctx, KindDiagnosis, Report{Class: string(d.Class), Resource: d.Resource, Cause: string(d.Class),
+	first, err := e.Report.Report(ctx, KindDiagnosis, Report{Class: string(d.Class), Resource: d.Resource, Cause: string(d.Class),
 		Evidence: d.Evidence, Fix: d.Fix, Key: d.Key()})
-	if err != nil || !new {
+	if err != nil || !first {
 		return err
 	}
 	switch d.Class {
