@@ -8,6 +8,7 @@ import (
 	"github.com/apitap/apitap/internal/capture"
 	"github.com/apitap/apitap/internal/flow"
 	"github.com/apitap/apitap/internal/http1"
+	"github.com/apitap/apitap/internal/kafkasink"
 	"github.com/apitap/apitap/internal/record"
 	"github.com/apitap/apitap/internal/recorder"
 )
@@ -87,7 +88,20 @@ func runOurs(path string, workers int) (verdict, error) {
 		rs recorder.Stats
 	)
 	v := &verifier{}
-	rec, err := recorder.New(recorder.Config{Source: record.SourcePcap}, v, &rs, &hs)
+	// The sniffer's defaults for -pcap (sniffer/config.go): bodies decoded,
+	// pending requests emitted, the default body types dropped.
+	cfg := recorder.Config{
+		Source:         record.SourcePcap,
+		MaxRecordBytes: kafkasink.DefaultMaxMessageBytes,
+		HTTP: http1.Config{
+			MaxBodyBytes: http1.DefaultMaxBodyBytes,
+			Budget:       http1.NewBudget(256 << 20),
+			EmitPending:  true,
+			Decompress:   true,
+		},
+		Volume: recorder.Volume{DropBodyTypes: recorder.DefaultDropBodyTypes},
+	}
+	rec, err := recorder.New(cfg, v, &rs, &hs)
 	if err != nil {
 		return verdict{}, err
 	}
