@@ -63,7 +63,7 @@ type baseRecord struct {
 	Source          string `json:"source"`
 }
 
-func runBaseline(path string) (verdict, error) {
+func runBaseline(path string, v *verifier) (verdict, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return verdict{}, err
@@ -73,7 +73,6 @@ func runBaseline(path string) (verdict, error) {
 	if err != nil {
 		return verdict{}, err
 	}
-	v := &verifier{}
 	conns := map[bKey]*bConn{}
 	for {
 		frame, _, err := r.ReadPacketData()

@@ -88,7 +88,7 @@ func run(args []string, stdout io.Writer) error {
 	// is not the baseline's.
 	for _, l := range all {
 		for _, c := range cfgs {
-			s, err := measure(*runs, c.procs, func() (verdict, error) { return runOurs(l.path, c.workers) })
+			s, err := measure(*runs, c.procs, func() (verdict, error) { return runOurs(l.path, c.workers, &verifier{}) })
 			if err != nil {
 				return fmt.Errorf("%s: %w", l.sc.Name, err)
 			}
@@ -100,7 +100,7 @@ func run(args []string, stdout io.Writer) error {
 	}
 	for _, l := range all {
 		for _, c := range cfgs {
-			s, err := measure(*runs, c.procs, func() (verdict, error) { return runBaseline(l.path) })
+			s, err := measure(*runs, c.procs, func() (verdict, error) { return runBaseline(l.path, &verifier{}) })
 			if err != nil {
 				return fmt.Errorf("%s baseline: %w", l.sc.Name, err)
 			}

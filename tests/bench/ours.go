@@ -18,6 +18,8 @@ import (
 // its response echoed (X-Echo-Id), and counts. Safe for concurrent use.
 type verifier struct {
 	pairs, mismatches, pending, noID atomic.Uint64
+	// seen, when set, is called with every record (tests look at them).
+	seen func(rec []byte)
 }
 
 func (v *verifier) Publish(_, value []byte) bool {
@@ -31,6 +33,9 @@ var (
 )
 
 func (v *verifier) check(rec []byte) {
+	if v.seen != nil {
+		v.seen(rec)
+	}
 	reqID := -1
 	if i := bytes.Index(rec, pathKey); i >= 0 {
 		p := rec[i+len(pathKey):]
@@ -80,14 +85,13 @@ func (v *verifier) verdict() verdict {
 // runOurs replays data through apitap's pipeline in this process:
 // capture.Replay (decode) → flow (reassembly, workers) → recorder (http1
 // pairing, record encoding) → verifier instead of Kafka.
-func runOurs(path string, workers int) (verdict, error) {
+func runOurs(path string, workers int, v *verifier) (verdict, error) {
 	var (
 		cs capture.Stats
 		fs flow.Stats
 		hs http1.Stats
 		rs recorder.Stats
 	)
-	v := &verifier{}
 	// The sniffer's defaults for -pcap (sniffer/config.go): bodies decoded,
 	// pending requests emitted, the default body types dropped.
 	cfg := recorder.Config{
