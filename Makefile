@@ -4,6 +4,8 @@ GO ?= go
 FUZZTIME ?= 5s
 BENCHTIME ?= 1s
 DEMO_PCAP ?= testdata/demo.pcap
+BENCH_DATA ?= bench-data
+BENCH_RUNS ?= 3
 
 # Fuzz targets as package:Target; `make fuzz` runs each for FUZZTIME.
 FUZZ_TARGETS := \
@@ -12,7 +14,7 @@ FUZZ_TARGETS := \
 	./internal/http1:FuzzConn \
 	./internal/apiinventory:FuzzTemplate
 
-.PHONY: connections preflight status help build build-sniffer-arm64 build-functions demo test deps unit fuzz e2e scenario moto bench vet clean invoke sim infra-deps synth policy infra-test
+.PHONY: connections preflight status help build build-sniffer-arm64 build-functions demo test deps unit fuzz e2e scenario moto bench bench-data bench-pipeline vet clean invoke sim infra-deps synth policy infra-test
 
 FUNCTIONS := instance-events stack-events reconcile teardown connections preflight status
 FN ?= instance-events
@@ -93,8 +95,16 @@ infra-test: build-functions build-sniffer-arm64 infra-deps ## CDK assertions, cd
 
 test: vet unit fuzz e2e scenario moto infra-test ## every test: what CI runs
 
-bench: ## benchmarks (decode, reassembly, HTTP parsing, record encoding) with allocations
+bench: ## benchmarks (decode, reassembly, HTTP parsing, record encoding) with allocations, then the pipeline figures (bench-pipeline)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 5 ./internal/...
+	@$(MAKE) --no-print-directory bench-pipeline
+
+bench-data: ## generate the pipeline benchmark's VXLAN captures into bench-data/ (git-ignored, ~470 MB, deterministic)
+	$(GO) run ./tests/bench -gen -dir $(BENCH_DATA)
+
+bench-pipeline: ## replay bench-data/ through apitap and a net/http baseline in process: packets/s, pairs/s, allocs, CPU, RSS (README "Performance")
+	@for f in small gzip mix; do test -f $(BENCH_DATA)/$$f.pcap || { $(MAKE) --no-print-directory bench-data; break; }; done
+	$(GO) run ./tests/bench -dir $(BENCH_DATA) -runs $(BENCH_RUNS)
 
 clean: ## remove build output
 	rm -rf bin cdk.out
