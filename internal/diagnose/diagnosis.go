@@ -161,7 +161,9 @@ func placementFix(c Classification, cfg stackconfig.Config) string {
 		return b.String()
 	}
 	zones := zonesOf(p.Placement.Subnets, cfg.Subnets)
-	fmt.Fprintf(&b, "Of the configured types and zones, these remain: instance types %s; subnets %s (zones %s). %s",
+	// The plan's words are those of a done action; here they say what to
+	// do (by hand, or by the capacity remedy when apitap:remediate has it).
+	fmt.Fprintf(&b, "Of the configured types and zones, these remain: instance types %s; subnets %s (zones %s). The capacity remedy (apitap:remediate) does this: %s",
 		strings.Join(p.Placement.InstanceTypes, ", "), strings.Join(p.Placement.Subnets, ", "), strings.Join(zones, ", "), p.Why)
 	if c.Class == InsufficientCapacity {
 		b.WriteString(" Capacity comes back: retrying later with the full list works too.")
