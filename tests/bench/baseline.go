@@ -16,6 +16,8 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
+
+	"github.com/apitap/apitap/tests/testkit"
 )
 
 // The baseline is the pipeline as commonly written: gopacket.NewPacket per
@@ -42,25 +44,6 @@ type bConn struct {
 	fins      int
 	vni       uint32
 	ips       [2]string
-}
-
-type baseRecord struct {
-	Method          string `json:"method"`
-	Path            string `json:"path"`
-	Type            string `json:"type"`
-	RequestHeaders  string `json:"requestHeaders"`
-	ResponseHeaders string `json:"responseHeaders"`
-	RequestPayload  string `json:"requestPayload"`
-	ResponsePayload string `json:"responsePayload"`
-	IP              string `json:"ip"`
-	DestIP          string `json:"destIp"`
-	Time            string `json:"time"`
-	StatusCode      string `json:"statusCode"`
-	Status          string `json:"status"`
-	AccountID       string `json:"akto_account_id"`
-	VNI             string `json:"akto_vxlan_id"`
-	IsPending       string `json:"is_pending"`
-	Source          string `json:"source"`
 }
 
 func runBaseline(path string, v *verifier) (verdict, error) {
@@ -168,11 +151,11 @@ func (c *bConn) finish(v *verifier) {
 		if err != nil {
 			return
 		}
-		rec := baseRecord{
+		rec := testkit.Record{
 			Method: req.Method, Path: req.RequestURI, Type: req.Proto,
 			RequestHeaders: headersJSON(req.Header, req.Host), RequestPayload: string(reqBody),
 			IP: c.ips[cd], DestIP: c.ips[1-cd], Time: "0", StatusCode: "0",
-			AccountID: "1000000", VNI: strconv.FormatUint(uint64(c.vni), 10), IsPending: "true", Source: "PCAP",
+			AccountID: "1000000", VxlanID: strconv.FormatUint(uint64(c.vni), 10), IsPending: "true", Source: "PCAP",
 			ResponseHeaders: "{}",
 		}
 		resp, err := http.ReadResponse(sr, req)
