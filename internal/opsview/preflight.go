@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -365,9 +366,9 @@ func logsManagementWrites(sel *cloudtrail.GetEventSelectorsOutput) bool {
 		for _, f := range a.FieldSelectors {
 			switch aws.ToString(f.Field) {
 			case "eventCategory":
-				management = contains(f.Equals, "Management")
+				management = slices.Contains(f.Equals, "Management")
 			case "readOnly":
-				writes = !contains(f.Equals, "true")
+				writes = !slices.Contains(f.Equals, "true")
 			}
 		}
 		if management && writes {
@@ -483,13 +484,4 @@ func keys(m map[string]bool) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
