@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"syscall"
@@ -35,6 +36,9 @@ func run(args []string, stdout io.Writer) error {
 	doGen := fs.Bool("gen", false, "generate the captures into -dir and exit")
 	runs := fs.Int("runs", 3, "runs per figure; the median is printed")
 	only := fs.String("scenarios", "", "comma-separated scenarios to replay (default all)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of apitap's replays to this file")
+	memProfile := fs.String("memprofile", "", "write an allocation profile (after apitap's replays) to this file")
+	oursOnly := fs.Bool("ours-only", false, "skip the baseline (for profiling)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -84,6 +88,19 @@ func run(args []string, stdout io.Writer) error {
 	}
 	cfgs := []cfg{{"1 worker", 1, 1}, {fmt.Sprintf("%d workers", cores), cores, cores}}
 	ours := map[string]float64{}
+	if *memProfile != "" {
+		runtime.MemProfileRate = 4096
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
 	// Ours first for every scenario, so that the peak RSS printed for it
 	// is not the baseline's.
 	for _, l := range all {
@@ -98,6 +115,17 @@ func run(args []string, stdout io.Writer) error {
 			ours[l.sc.Name+c.name] = s.pairsPerSec()
 		}
 	}
+	if *cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
+	if *memProfile != "" {
+		if err := writeHeapProfile(*memProfile); err != nil {
+			return err
+		}
+	}
+	if *oursOnly {
+		return nil
+	}
 	for _, l := range all {
 		for _, c := range cfgs {
 			s, err := measure(*runs, c.procs, func() (verdict, error) { return runBaseline(l.path, &verifier{}) })
@@ -110,6 +138,18 @@ func run(args []string, stdout io.Writer) error {
 		}
 	}
 	return nil
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func report(line func(sc, who, fig, format string, v float64), sc, who string, s result, m manifest, wire uint64) {
