@@ -126,13 +126,13 @@ func newSniffer(ctx context.Context, o *options, log *slog.Logger, stdout io.Wri
 }
 
 // Publish fans a record out to the Kafka sink and the line writer.
-func (s *sniffer) Publish(key, value []byte) bool {
+func (s *sniffer) Publish(key, value []byte, last time.Time) bool {
 	ok := true
 	if s.lines != nil {
 		ok = s.lines.write(value) && ok
 	}
 	if s.sink != nil {
-		ok = s.sink.Publish(key, value) && ok
+		ok = s.sink.Publish(key, value, last) && ok
 	}
 	return ok
 }

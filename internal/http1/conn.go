@@ -58,6 +58,7 @@ type Message struct {
 	BodyTruncated bool // Body was cut, or could be decoded only in part
 
 	Time time.Time // capture time of the message's first byte
+	End  time.Time // capture time of the message's last byte (the end of its head when pending)
 
 	reserved int64 // raw body bytes counted against Config.Budget
 }
@@ -952,6 +953,7 @@ func (c *Conn) finish(dir int) {
 	d := &c.sides[dir]
 	m, e, isReq, last := d.msg, d.entry, d.isReq, d.last
 	m.Body, m.BodyTruncated = c.decodedBody(d)
+	m.End = c.now
 	m.reserved = d.reserved
 	d.next()
 	if isReq {

@@ -176,7 +176,7 @@ func (s *Sink) Stats() *Stats { return &s.stats }
 // queued, which does not mean it will be delivered (see Stats).
 //
 // Safe to call concurrently.
-func (s *Sink) Publish(key, value []byte) bool {
+func (s *Sink) Publish(key, value []byte, _ time.Time) bool {
 	n := int64(len(key) + len(value))
 	if n > int64(s.maxPayload) {
 		s.stats.DroppedTooLarge.Add(1)

@@ -82,7 +82,7 @@ func TestPublishReadBack(t *testing.T) {
 	const keys, perKey = 16, 250
 	for i := 0; i < perKey; i++ {
 		for k := 0; k < keys; k++ {
-			if !s.Publish([]byte(fmt.Sprintf("conn-%02d", k)), []byte(fmt.Sprintf(`{"seq":%d}`, i))) {
+			if !s.Publish([]byte(fmt.Sprintf("conn-%02d", k)), []byte(fmt.Sprintf(`{"seq":%d}`, i)), time.Time{}) {
 				t.Fatalf("Publish(%d, %d) = false", k, i)
 			}
 		}
@@ -95,7 +95,7 @@ func TestPublishReadBack(t *testing.T) {
 	if err := s.Close(ctx); err == nil {
 		t.Error("second Close: no error")
 	}
-	if s.Publish([]byte("k"), []byte("v")) {
+	if s.Publish([]byte("k"), []byte("v"), time.Time{}) {
 		t.Error("Publish after Close = true")
 	}
 
@@ -162,7 +162,7 @@ func TestBrokerDown(t *testing.T) {
 	start := time.Now()
 	accepted := 0
 	for i := 0; i < n; i++ {
-		if s.Publish([]byte(fmt.Sprintf("conn-%d", i%7)), value) {
+		if s.Publish([]byte(fmt.Sprintf("conn-%d", i%7)), value, time.Time{}) {
 			accepted++
 		}
 	}
@@ -204,7 +204,7 @@ func TestBrokerDown(t *testing.T) {
 func TestCloseDeadlineBrokerDown(t *testing.T) {
 	s := newSink(t, Config{Brokers: []string{downAddr}, QueueSize: 1000})
 	for i := 0; i < 2000; i++ {
-		s.Publish([]byte(fmt.Sprintf("conn-%d", i%7)), []byte("value"))
+		s.Publish([]byte(fmt.Sprintf("conn-%d", i%7)), []byte("value"), time.Time{})
 	}
 	st := s.Stats()
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
@@ -232,7 +232,7 @@ func TestBlockWaitsForRoom(t *testing.T) {
 		s := newSink(t, Config{Brokers: []string{b.Addr()}, QueueSize: 10, Block: true})
 		const n = 300
 		for i := 0; i < n; i++ {
-			if !s.Publish([]byte(fmt.Sprintf("conn-%d", i%3)), []byte(fmt.Sprint(i))) {
+			if !s.Publish([]byte(fmt.Sprintf("conn-%d", i%3)), []byte(fmt.Sprint(i)), time.Time{}) {
 				t.Fatalf("Publish %d = false in Block mode", i)
 			}
 			if q := s.Stats().QueueMessages.Load(); q > 10 {
@@ -257,7 +257,7 @@ func TestBlockWaitsForRoom(t *testing.T) {
 	t.Run("broker down", func(t *testing.T) {
 		s := newSink(t, Config{Brokers: []string{downAddr}, QueueSize: 5, Block: true})
 		for i := 0; i < 5; i++ {
-			if !s.Publish([]byte("k"), []byte("v")) {
+			if !s.Publish([]byte("k"), []byte("v"), time.Time{}) {
 				t.Fatalf("Publish %d = false", i)
 			}
 		}
@@ -267,7 +267,7 @@ func TestBlockWaitsForRoom(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			result.Store(s.Publish([]byte("k"), []byte("blocked")))
+			result.Store(s.Publish([]byte("k"), []byte("blocked"), time.Time{}))
 			returned.Store(true)
 		}()
 		time.Sleep(200 * time.Millisecond)
@@ -294,16 +294,16 @@ func TestTooLarge(t *testing.T) {
 		t.Fatalf("MaxPayload() = %d, want %d", got, want)
 	}
 	key := []byte("conn-1")
-	if !s.Publish(key, []byte("before")) {
+	if !s.Publish(key, []byte("before"), time.Time{}) {
 		t.Fatal("Publish(before) = false")
 	}
-	if s.Publish(key, bytes.Repeat([]byte("x"), s.MaxPayload()-len(key)+1)) {
+	if s.Publish(key, bytes.Repeat([]byte("x"), s.MaxPayload()-len(key)+1), time.Time{}) {
 		t.Fatal("Publish(too large) = true")
 	}
-	if !s.Publish(key, bytes.Repeat([]byte("y"), s.MaxPayload()-len(key))) {
+	if !s.Publish(key, bytes.Repeat([]byte("y"), s.MaxPayload()-len(key)), time.Time{}) {
 		t.Fatal("Publish(largest allowed) = false")
 	}
-	if !s.Publish(key, []byte("after")) {
+	if !s.Publish(key, []byte("after"), time.Time{}) {
 		t.Fatal("Publish(after) = false")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -374,7 +374,7 @@ func TestBrokerDiesAndComesBack(t *testing.T) {
 	s := newSink(t, Config{Brokers: []string{addr}, MaxAttempts: 2, WriteTimeout: time.Second, ProbeInterval: 50 * time.Millisecond})
 	defer s.Close(context.Background())
 	st := s.Stats()
-	s.Publish([]byte("k"), []byte("1"))
+	s.Publish([]byte("k"), []byte("1"), time.Time{})
 	waitFor(t, "first delivery", 5*time.Second, func() bool { return st.Delivered.Load() == 1 })
 	if err := s.Ready(); err != nil {
 		t.Fatalf("Ready() = %v after a delivery", err)
@@ -382,7 +382,7 @@ func TestBrokerDiesAndComesBack(t *testing.T) {
 
 	b.Close()
 	for i := 0; i < 10; i++ {
-		s.Publish([]byte("k"), []byte("2"))
+		s.Publish([]byte("k"), []byte("2"), time.Time{})
 	}
 	waitFor(t, "failures after the broker died", 10*time.Second, func() bool { return st.Failed.Load() == 10 })
 	if err := s.Ready(); err == nil || !strings.Contains(err.Error(), "broker unreachable") {
@@ -395,7 +395,7 @@ func TestBrokerDiesAndComesBack(t *testing.T) {
 	}
 	defer b2.Close()
 	waitFor(t, "Ready after the broker came back", 10*time.Second, func() bool { return s.Ready() == nil })
-	s.Publish([]byte("k"), []byte("3"))
+	s.Publish([]byte("k"), []byte("3"), time.Time{})
 	waitFor(t, "delivery after the broker came back", 10*time.Second, func() bool { return st.Delivered.Load() == 2 })
 }
 
@@ -417,7 +417,7 @@ func BenchmarkPublish(b *testing.B) {
 	b.SetBytes(int64(len(value)))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		s.Publish(keys[i%len(keys)], value)
+		s.Publish(keys[i%len(keys)], value, time.Time{})
 	}
 	if err := s.Close(context.Background()); err != nil {
 		b.Fatal(err)

@@ -18,9 +18,11 @@ import (
 )
 
 // Publisher takes ownership of key and value. It reports false when it
-// dropped the record (and counted why).
+// dropped the record (and counted why). last is the capture time of the
+// exchange's last packet (the response's, or the request's when pending):
+// the start of the record's delivery latency.
 type Publisher interface {
-	Publish(key, value []byte) bool
+	Publish(key, value []byte, last time.Time) bool
 }
 
 // Observer is told of every record the publisher accepted: the per-VNI
@@ -224,7 +226,11 @@ func (r *Recorder) emit(id flow.ConnID, ex *http1.Exchange) {
 		r.stats.Cut.Add(1)
 	}
 	key := record.AppendKey(make([]byte, 0, 96), id.VNI, client, server)
-	if !r.pub.Publish(key, value) {
+	last := req.End
+	if ex.Response != nil {
+		last = ex.Response.End
+	}
+	if !r.pub.Publish(key, value, last) {
 		r.stats.Refused.Add(1)
 		return
 	}

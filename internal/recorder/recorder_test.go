@@ -17,7 +17,7 @@ type published struct {
 	refuse       bool
 }
 
-func (p *published) Publish(key, value []byte) bool {
+func (p *published) Publish(key, value []byte, _ time.Time) bool {
 	if p.refuse {
 		return false
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"sync/atomic"
+	"time"
 
 	"github.com/apitap/apitap/internal/capture"
 	"github.com/apitap/apitap/internal/flow"
@@ -22,7 +23,7 @@ type verifier struct {
 	seen func(rec []byte)
 }
 
-func (v *verifier) Publish(_, value []byte) bool {
+func (v *verifier) Publish(_, value []byte, _ time.Time) bool {
 	v.check(value)
 	return true
 }
