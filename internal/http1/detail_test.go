@@ -41,12 +41,14 @@ func TestMessageFields(t *testing.T) {
 		Headers: []record.Header{hdr("Host", "api"), hdr("X-Tag", "a"), hdr("x-tag", "b"), hdr("content-length", "4"), hdr("Empty", "")},
 		Body:    []byte("body"),
 		Time:    at(1),
+		End:     at(2),
 	}
 	wantResp := &Message{
 		Proto: "HTTP/1.1", StatusCode: 404, Status: "404 Not Found",
 		Headers: []record.Header{hdr("Content-Length", "3"), hdr("Set-Cookie", "a=1"), hdr("Set-Cookie", "b=2")},
 		Body:    []byte("nf!"),
 		Time:    at(3),
+		End:     at(4),
 	}
 	if x.ClientDir != 1 {
 		t.Errorf("ClientDir = %d, want 1", x.ClientDir)
