@@ -12,7 +12,8 @@ FUZZ_TARGETS := \
 	./internal/decode:FuzzVXLAN \
 	./internal/decode:FuzzFrame \
 	./internal/http1:FuzzConn \
-	./internal/apiinventory:FuzzTemplate
+	./internal/apiinventory:FuzzTemplate \
+	./internal/record:FuzzEncode
 
 .PHONY: connections preflight status help build build-sniffer-arm64 build-functions demo test deps unit fuzz e2e scenario moto bench bench-data bench-pipeline vet clean invoke sim infra-deps synth policy infra-test
 

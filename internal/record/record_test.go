@@ -194,3 +194,100 @@ func BenchmarkEncode(b *testing.B) {
 		b.SetBytes(int64(len(out)))
 	}
 }
+
+// BenchmarkEscape measures body escaping on three kinds of text: JSON (a
+// quote every few bytes), plain ASCII and non-ASCII UTF-8.
+func BenchmarkEscape(b *testing.B) {
+	inputs := []struct {
+		name string
+		in   []byte
+	}{
+		{"json", bytes.Repeat([]byte(`{"id":1,"name":"a user","tags":["x","y"]},`), 30)},
+		{"ascii", bytes.Repeat([]byte(`Lorem ipsum dolor sit amet, consectetur adipiscing elit. `), 30)},
+		{"utf8", bytes.Repeat([]byte(`Grüße aus Köln, 東京 and ✓ `), 30)},
+	}
+	for _, tc := range inputs {
+		b.Run(tc.name, func(b *testing.B) {
+			buf := make([]byte, 0, 8192)
+			b.SetBytes(int64(len(tc.in)))
+			b.ReportAllocs()
+			for b.Loop() {
+				buf = appendEscaped(buf[:0], tc.in)
+			}
+		})
+	}
+}
+
+// FuzzEncode checks the encoder against encoding/json as an independent
+// reader: whatever the bytes, the record is a flat object of strings, each
+// payload decodes to its text (invalid UTF-8 as U+FFFD), and each header
+// map decodes, from its string, to the values joined.
+func FuzzEncode(f *testing.F) {
+	f.Add("X-A", "v\"1\\\n\x01", "x-a", "é\u2028\xff", []byte("body \"q\" \xc3"), []byte{0x7f, '\t', '<'})
+	f.Add("Cookie", "a=1", "cookie", "b=2", []byte(`{"id":1}`), []byte("plain ascii text longer than eight bytes"))
+	f.Fuzz(func(t *testing.T, n1, v1, n2, v2 string, reqBody, respBody []byte) {
+		r := Record{
+			Method: "GET", Path: "/", Proto: "HTTP/1.1",
+			RequestHeaders:  []Header{{n1, v1}, {n2, v2}},
+			ResponseHeaders: []Header{{n2, v2}},
+			RequestPayload:  reqBody, ResponsePayload: respBody, Source: SourcePcap,
+		}
+		if !strings.EqualFold(n1, n2) && fffd(n1) == fffd(n2) {
+			return // two names that read the same once made valid: JSON keeps one
+		}
+		out, _ := Encode(nil, &r, nil)
+		var m map[string]string
+		if err := json.Unmarshal(out, &m); err != nil {
+			t.Fatalf("not a flat JSON object of strings: %v\n%s", err, out)
+		}
+		if got := m["requestPayload"]; !validSame(got, string(reqBody)) {
+			t.Errorf("requestPayload = %q from %q", got, reqBody)
+		}
+		if got := m["responsePayload"]; !validSame(got, string(respBody)) {
+			t.Errorf("responsePayload = %q from %q", got, respBody)
+		}
+		var hs map[string]string
+		if err := json.Unmarshal([]byte(m["requestHeaders"]), &hs); err != nil {
+			t.Fatalf("requestHeaders is no JSON object: %v\n%s", err, m["requestHeaders"])
+		}
+		want := map[string]string{n1: v1}
+		if strings.EqualFold(n1, n2) {
+			want[n1] = v1 + joinSep(n1) + v2
+		} else {
+			want[n2] = v2
+		}
+		if len(hs) != len(fixKeys(want)) {
+			t.Fatalf("requestHeaders = %q, want %q", hs, want)
+		}
+		for k, v := range fixKeys(want) {
+			if !validSame(hs[k], v) {
+				t.Errorf("requestHeaders[%q] = %q, want %q", k, hs[k], v)
+			}
+		}
+	})
+}
+
+// validSame reports whether got is want with each invalid UTF-8 byte
+// replaced by U+FFFD, as the encoder promises.
+func validSame(got, want string) bool { return got == fffd(want) }
+
+// fffd replaces each invalid UTF-8 byte of s by U+FFFD.
+func fffd(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		b.WriteRune(r) // RuneError for an invalid byte: U+FFFD
+		i += size
+	}
+	return b.String()
+}
+
+// fixKeys makes the names of a header map what decoding the encoder's
+// output gives for them.
+func fixKeys(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[fffd(k)] = v
+	}
+	return out
+}
