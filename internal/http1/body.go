@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"compress/zlib"
 	"io"
+	"slices"
 	"sync"
 	"unicode/utf8"
 )
@@ -18,12 +19,12 @@ var (
 	flateReaders sync.Pool // io.ReadCloser implementing flate.Resetter
 )
 
-// decodeBody decodes raw according to enc and returns at most max bytes. cut
-// reports that the output was longer than max. err is the decoder's error
-// (for example a stream that ends early); out then holds what decoded before
-// it. Reading at most max+1 bytes through io.LimitReader is what keeps a
+// decodeBody decodes raw according to enc, appending at most max bytes to
+// dst. cut reports that the output was longer than max. err is the
+// decoder's error (for example a stream that ends early); out then holds
+// what decoded before it. Reading at most max+1 bytes is what keeps a
 // compression bomb from costing more than max bytes of memory.
-func decodeBody(enc encoding, raw []byte, max int) (out []byte, cut bool, err error) {
+func decodeBody(dst []byte, enc encoding, raw []byte, max int) (out []byte, cut bool, err error) {
 	var r io.Reader
 	src := bytes.NewReader(raw)
 	switch enc {
@@ -65,11 +66,29 @@ func decodeBody(enc encoding, raw []byte, max int) (out []byte, cut bool, err er
 	default:
 		return raw, false, nil
 	}
-	out, err = io.ReadAll(io.LimitReader(r, int64(max)+1))
+	out, err = readUpTo(dst, r, max+1)
 	if len(out) > max {
 		return out[:max], true, nil
 	}
 	return out, false, err
+}
+
+// readUpTo appends what r gives to dst until EOF, an error, or limit bytes.
+func readUpTo(dst []byte, r io.Reader, limit int) ([]byte, error) {
+	for len(dst) < limit {
+		if len(dst) == cap(dst) {
+			dst = slices.Grow(dst, min(max(cap(dst), 512), limit-len(dst)))
+		}
+		n, err := r.Read(dst[len(dst):min(cap(dst), limit)])
+		dst = dst[:len(dst)+n]
+		if err == io.EOF {
+			return dst, nil
+		}
+		if err != nil {
+			return dst, err
+		}
+	}
+	return dst, nil
 }
 
 // isZlib reports whether b starts with a zlib header (RFC 1950): method 8

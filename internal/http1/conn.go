@@ -40,7 +40,9 @@ import (
 	"github.com/apitap/apitap/internal/record"
 )
 
-// Message is one parsed HTTP request or response.
+// Message is one parsed HTTP request or response. Its strings and bytes
+// are the parser's: valid during the emit call that hands them out, reused
+// after it (Clone keeps a copy).
 type Message struct {
 	Method, Target, Proto string // request: "GET", "/a?b=1", "HTTP/1.1"; response: Proto only
 	StatusCode            int    // response: 200
@@ -61,9 +63,15 @@ type Message struct {
 	End  time.Time // capture time of the message's last byte (the end of its head when pending)
 
 	reserved int64 // raw body bytes counted against Config.Budget
+
+	// Buffers reused when the Message is recycled (message.go).
+	head []byte // the bytes the string fields point into
+	raw  []byte // the body as framed (chunks joined), before content decoding
+	dec  []byte // the content-decoded body
 }
 
-// Exchange is a request with its response, or with none (pending).
+// Exchange is a request with its response, or with none (pending). It is
+// valid only during the emit call: the Conn reuses it and its Messages.
 type Exchange struct {
 	ClientDir int      // the direction (0 or 1) that carried the request
 	Request   *Message // never nil
@@ -200,6 +208,8 @@ type Conn struct {
 	seq    uint64 // counts Data calls: orders the two directions' bytes
 	skip   bool   // TLS, HTTP/2 or upgraded: nothing more to parse
 	closed bool
+
+	ex Exchange // what emit is handed, reused
 }
 
 // NewConn returns a Conn that reports exchanges to emit. cfg may be nil
@@ -493,13 +503,14 @@ func (c *Conn) startLine(dir int, line []byte) {
 	if !strict || hadCR {
 		if req {
 			if method, target, proto, ok := parseRequestLine(l, strict); ok {
-				m = &Message{Method: methodString(method), Target: string(target), Proto: protoString(proto)}
+				m = newRequest(method, target, proto)
 				d.isReq = true
 			}
 		}
 		if m == nil && resp {
 			if proto, status, code, ok := parseStatusLine(l, strict); ok {
-				m = &Message{Proto: protoString(proto), StatusCode: code, Status: string(status)}
+				m = newMessage()
+				m.Proto, m.StatusCode, m.Status = protoString(proto, m), code, m.text(status)
 				d.isReq = false
 			}
 		}
@@ -508,7 +519,8 @@ func (c *Conn) startLine(dir int, line []byte) {
 		if method, target, proto, ok := refusedRequestLine(l); ok {
 			// A request line a server refuses ("GET /a b HTTP/1.1"): a
 			// request all the same, which the server answers.
-			d.msg = &Message{Method: methodString(method), Target: string(target), Proto: protoString(proto), Time: d.start}
+			d.msg = newRequest(method, target, proto)
+			d.msg.Time = d.start
 			d.isReq, d.tentative = true, false
 			d.part = d.part[:0]
 			c.garbage(dir, true)
@@ -519,9 +531,9 @@ func (c *Conn) startLine(dir int, line []byte) {
 		c.rejectLine(dir, true)
 		return
 	}
-	m.Headers = make([]record.Header, 0, 8) // most messages have a few headers: grow once at most
 	m.Time = d.start
 	d.msg = m
+	d.body = m.raw[:0]
 	d.tentative = strict
 	d.sync = false
 	d.phase = phFields
@@ -588,7 +600,7 @@ func (c *Conn) readField(dir int, b []byte, ts time.Time) int {
 		}
 		d.part = d.part[:0]
 	default:
-		h, ok := parseField(l)
+		h, ok := parseField(l, d.msg)
 		if !ok {
 			c.badHead(dir, true)
 			// The offending line may be where the next message really
@@ -635,7 +647,9 @@ func (c *Conn) garbage(dir int, lineEnded bool) {
 		// usually with a 400: it keeps its place in the queue so that this
 		// answer does not go to the next request, and is never published.
 		c.stats.RejectedRequests.Add(1)
-		c.push(&entry{req: d.msg, seq: d.startSeq, dead: true})
+		e := newEntry(d.msg, d.startSeq)
+		e.dead = true
+		c.push(e)
 		if c.client < 0 {
 			c.client = dir // the first request of a stream seen from its start
 		}
@@ -707,7 +721,7 @@ func (c *Conn) endOfHead(dir int) {
 
 func (c *Conn) requestHead(dir int, f framing) {
 	d := &c.sides[dir]
-	e := &entry{req: d.msg, seq: d.startSeq}
+	e := newEntry(d.msg, d.startSeq)
 	if c.unaligned && !c.aligned() {
 		// It may be this request's response, or one to the unreadable
 		// bytes before it, that comes next: its slot takes whichever
@@ -829,12 +843,14 @@ func (c *Conn) peek(dir int, b []byte, ts time.Time) int {
 	return n
 }
 
-// startBody prepares a Content-Length body. The buffer is sized from the
+// startBody prepares a Content-Length body. The buffer is grown for the
 // length, but not beyond 64 KiB up front: a forged length must not reserve
 // MaxBodyBytes for a body that never comes.
 func (c *Conn) startBody(d *side, n int64) {
 	d.phase, d.remain = phBody, n
-	d.body = make([]byte, 0, min(n, int64(c.cfg.MaxBodyBytes), 64<<10))
+	if want := int(min(n, int64(c.cfg.MaxBodyBytes), 64<<10)); cap(d.body) < want {
+		d.body = slices.Grow(d.body[:0], want)
+	}
 }
 
 // aligned reports whether the queue is known to match the server's
@@ -952,7 +968,8 @@ func (c *Conn) settle() {
 func (c *Conn) finish(dir int) {
 	d := &c.sides[dir]
 	m, e, isReq, last := d.msg, d.entry, d.isReq, d.last
-	m.Body, m.BodyTruncated = c.decodedBody(d)
+	m.raw = d.body // the buffer, grown, goes back to the pool with m
+	m.Body, m.BodyTruncated = c.decodedBody(d, m)
 	m.End = c.now
 	m.reserved = d.reserved
 	d.next()
@@ -962,8 +979,9 @@ func (c *Conn) finish(dir int) {
 		}
 		c.requestDone(e)
 	} else {
+		last = last || e != nil && e.last // read first: responseDone may recycle e
 		c.responseDone(e, m)
-		if last || e != nil && e.last {
+		if last {
 			c.stopPairing()
 		}
 	}
@@ -981,13 +999,14 @@ func (c *Conn) stopPairing() {
 }
 
 // decodedBody turns the raw body of d into what Message.Body holds.
-func (c *Conn) decodedBody(d *side) ([]byte, bool) {
+func (c *Conn) decodedBody(d *side, m *Message) ([]byte, bool) {
 	body, trunc := d.body, d.cut
 	if trunc {
 		c.stats.BodyTruncated.Add(1)
 	}
 	if len(body) > 0 && c.cfg.Decompress && (d.enc == encGzip || d.enc == encFlate) {
-		out, cut, err := decodeBody(d.enc, body, c.cfg.MaxBodyBytes)
+		out, cut, err := decodeBody(m.dec[:0], d.enc, body, c.cfg.MaxBodyBytes)
+		m.dec = out
 		if err != nil || d.cut {
 			c.stats.DecodeErrors.Add(1)
 			trunc = true
@@ -1040,15 +1059,27 @@ func (c *Conn) responseDone(e *entry, m *Message) {
 
 func (c *Conn) emitPair(e *entry) {
 	c.stats.Pairs.Add(1)
-	c.emit(&Exchange{ClientDir: c.client, Request: e.req, Response: e.resp})
+	c.ex = Exchange{ClientDir: c.client, Request: e.req, Response: e.resp}
+	c.emit(&c.ex)
+	c.ex = Exchange{}
 	c.settle()
+	// e has left the queue and both sides are past its messages: nothing
+	// refers to them any more.
+	if c.tunnel == e {
+		c.tunnel = nil
+	}
+	recycle(e.req)
+	recycle(e.resp)
+	recycleEntry(e)
 }
 
 // pending emits or drops a request that will get no response.
 func (c *Conn) pending(e *entry) {
 	if c.cfg.EmitPending {
 		c.stats.PendingEmitted.Add(1)
-		c.emit(&Exchange{ClientDir: c.client, Request: e.req})
+		c.ex = Exchange{ClientDir: c.client, Request: e.req}
+		c.emit(&c.ex)
+		c.ex = Exchange{}
 	} else {
 		c.stats.PendingDropped.Add(1)
 	}

@@ -17,7 +17,7 @@ import (
 // collect returns a Conn that appends what it emits to *out.
 func collect(cfg Config, out *[]*Exchange) (*Conn, *Stats) {
 	var stats Stats
-	return NewConn(&cfg, &stats, func(x *Exchange) { *out = append(*out, x) }), &stats
+	return NewConn(&cfg, &stats, func(x *Exchange) { *out = append(*out, x.Clone()) }), &stats
 }
 
 func TestMessageFields(t *testing.T) {
@@ -164,7 +164,7 @@ func TestReset(t *testing.T) {
 		t.Fatal("TLS not recognised")
 	}
 	var stats Stats
-	c.Reset(&Config{}, &stats, func(x *Exchange) { second = append(second, x) })
+	c.Reset(&Config{}, &stats, func(x *Exchange) { second = append(second, x.Clone()) })
 	if c.Skipping() {
 		t.Fatal("Skipping after Reset")
 	}
@@ -359,7 +359,7 @@ func TestBudgetBoundsHeldBodies(t *testing.T) {
 	req := fmt.Sprintf("POST /up HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
 	var conns []*Conn
 	for i := 0; i < 10; i++ {
-		c := NewConn(cfg, &stats, func(ex *Exchange) { emitted = append(emitted, ex) })
+		c := NewConn(cfg, &stats, func(ex *Exchange) { emitted = append(emitted, ex.Clone()) })
 		c.Data(0, []byte(req), t0)
 		conns = append(conns, c)
 		if budget.Used() > 1<<20 {
@@ -383,7 +383,7 @@ func TestBudgetBoundsHeldBodies(t *testing.T) {
 		t.Errorf("%d exchanges emitted", len(emitted))
 	}
 	// With memory back, bodies are whole again.
-	c := NewConn(cfg, &stats, func(ex *Exchange) { emitted = append(emitted, ex) })
+	c := NewConn(cfg, &stats, func(ex *Exchange) { emitted = append(emitted, ex.Clone()) })
 	c.Data(0, []byte(req), t0)
 	c.Data(1, []byte("HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"), t0)
 	if last := emitted[len(emitted)-1]; len(last.Request.Body) != len(body) || last.Request.BodyTruncated {

@@ -79,10 +79,18 @@ func knownMethod(m []byte) bool {
 	return false
 }
 
-// methodString returns the method as a string, without allocating for the
-// common ones.
-func methodString(m []byte) string {
-	switch string(m) {
+// newRequest returns a request Message with the start line's parts, the
+// common methods and versions as constants, the rest copied into it.
+func newRequest(method, target, proto []byte) *Message {
+	m := newMessage()
+	m.Method, m.Target, m.Proto = methodString(method, m), m.text(target), protoString(proto, m)
+	return m
+}
+
+// methodString returns the method as a string, a constant for the common
+// ones, else copied into m.
+func methodString(b []byte, m *Message) string {
+	switch string(b) {
 	case "GET":
 		return "GET"
 	case "POST":
@@ -100,18 +108,19 @@ func methodString(m []byte) string {
 	case "CONNECT":
 		return "CONNECT"
 	}
-	return string(m)
+	return m.text(b)
 }
 
-// protoString returns "HTTP/1.1" or "HTTP/1.0" without allocating.
-func protoString(p []byte) string {
+// protoString returns "HTTP/1.1" or "HTTP/1.0" as constants, another
+// version copied into m.
+func protoString(p []byte, m *Message) string {
 	switch string(p) {
 	case "HTTP/1.1":
 		return "HTTP/1.1"
 	case "HTTP/1.0":
 		return "HTTP/1.0"
 	}
-	return string(p)
+	return m.text(p)
 }
 
 // isHTTP1 reports whether p is exactly "HTTP/1.x" with x a digit.
@@ -249,8 +258,8 @@ func isTchar(c byte) bool { return tchar[c] }
 func isOWS(c byte) bool { return c == ' ' || c == '\t' }
 
 // parseField parses "name: value" (CR already removed) into a Header. Name and
-// value share one string so that a header costs a single allocation.
-func parseField(l []byte) (record.Header, bool) {
+// value share one string, copied into m.
+func parseField(l []byte, m *Message) (record.Header, bool) {
 	colon := bytes.IndexByte(l, ':')
 	if colon <= 0 {
 		return record.Header{}, false
@@ -270,7 +279,7 @@ func parseField(l []byte) (record.Header, bool) {
 	for ve > vs && isOWS(l[ve-1]) {
 		ve--
 	}
-	s := string(l[:ve])
+	s := m.text(l[:ve])
 	return record.Header{Name: s[:colon], Value: s[vs:]}, true
 }
 
