@@ -58,6 +58,7 @@ type Message struct {
 	// to the Message.
 	Body          []byte
 	BodyTruncated bool // Body was cut, or could be decoded only in part
+	BodyOmitted   bool // the Filter said KeepHead and the body had bytes: none were kept
 
 	Time time.Time // capture time of the message's first byte
 	End  time.Time // capture time of the message's last byte (the end of its head when pending)
@@ -68,6 +69,27 @@ type Message struct {
 	head []byte // the bytes the string fields point into
 	raw  []byte // the body as framed (chunks joined), before content decoding
 	dec  []byte // the content-decoded body
+}
+
+// Verdict is a Filter's answer for an exchange.
+type Verdict uint8
+
+const (
+	Keep     Verdict = iota // emit it
+	KeepHead                // emit it, without this message's body (not kept, not decoded)
+	Drop                    // do not emit it: its bodies are not kept
+)
+
+// Filter decides, as soon as a head is parsed, what becomes of its
+// exchange, so that what is not wanted costs no body copy or decoding. A
+// dropped exchange is still framed and paired all the same: its response
+// must not go to another request. Request is asked once the request head
+// is complete (clientDir is the direction that carried it), Response once
+// the response head is (for exchanges the request did not drop). Both are called from the Conn's methods, with
+// messages valid during the call.
+type Filter interface {
+	Request(clientDir int, req *Message) Verdict
+	Response(req, resp *Message) Verdict
 }
 
 // Exchange is a request with its response, or with none (pending). It is
@@ -123,6 +145,8 @@ type side struct {
 	remain   int64  // phBody, phChunkData
 	enc      encoding
 	last     bool // response: its framing is ambiguous, pairing stops after it
+	omit     bool // the body's bytes are not kept (Filter)
+	omitted  bool // some were not
 
 	framing  framing   // phPeek: the response's framing, if it has a body
 	peekTime time.Time // phPeek: when the first peeked byte arrived
@@ -160,6 +184,7 @@ type entry struct {
 	answered bool      // a response has been paired with it (perhaps still being read)
 	dead     bool      // the request was abandoned, but its response is still owed: drop it when it comes
 	last     bool      // its framing is ambiguous: pairing stops once its response is done
+	drop     bool      // the Filter dropped it: it is paired, never emitted
 }
 
 // Conn parses one TCP connection. Create it with NewConn or reuse one with
@@ -209,7 +234,8 @@ type Conn struct {
 	skip   bool   // TLS, HTTP/2 or upgraded: nothing more to parse
 	closed bool
 
-	ex Exchange // what emit is handed, reused
+	ex     Exchange // what emit is handed, reused
+	filter Filter   // nil: everything is kept
 }
 
 // NewConn returns a Conn that reports exchanges to emit. cfg may be nil
@@ -248,7 +274,12 @@ func (c *Conn) Reset(cfg *Config, stats *Stats, emit func(*Exchange)) {
 	c.clientDone = false
 	c.tunnel, c.tunnelBytes = nil, false
 	c.skip, c.closed = false, false
+	c.filter = nil
 }
+
+// SetFilter makes f decide what becomes of each exchange from now on (nil:
+// all are kept). Reset removes it.
+func (c *Conn) SetFilter(f Filter) { c.filter = f }
 
 // Start tells c that the next bytes of dir are the first of their stream
 // (the reassembler saw its SYN): a message starts there, with any method,
@@ -732,6 +763,17 @@ func (c *Conn) requestHead(dir int, f framing) {
 	c.push(e)
 	d.entry = e
 	switch {
+	case e.dead:
+		d.omit = true // never emitted: its body is of no use
+	case c.filter != nil:
+		switch c.filter.Request(c.client, e.req) {
+		case KeepHead:
+			d.omit = true
+		case Drop:
+			e.drop, d.omit = true, true
+		}
+	}
+	switch {
 	case e.req.Method == "CONNECT" && !e.dead:
 		// No body, whatever the fields say: what follows the head is
 		// tunnel data, once the server agrees.
@@ -768,6 +810,17 @@ func (c *Conn) responseHead(dir int, f framing) {
 	}
 	if c.unaligned && (e == nil && !known || e != nil && e.dead && e.seq > c.unalignedSeq) {
 		c.respSince = true
+	}
+	switch {
+	case e == nil || e.dead || e.drop:
+		d.omit = true // never emitted: its body is of no use
+	case c.filter != nil:
+		switch c.filter.Response(e.req, d.msg) {
+		case KeepHead:
+			d.omit = true
+		case Drop:
+			e.drop, d.omit = true, true
+		}
 	}
 	switch {
 	case code == 101 || method == "CONNECT" && code/100 == 2:
@@ -848,7 +901,7 @@ func (c *Conn) peek(dir int, b []byte, ts time.Time) int {
 // MaxBodyBytes for a body that never comes.
 func (c *Conn) startBody(d *side, n int64) {
 	d.phase, d.remain = phBody, n
-	if want := int(min(n, int64(c.cfg.MaxBodyBytes), 64<<10)); cap(d.body) < want {
+	if want := int(min(n, int64(c.cfg.MaxBodyBytes), 64<<10)); cap(d.body) < want && !d.omit {
 		d.body = slices.Grow(d.body[:0], want)
 	}
 }
@@ -919,6 +972,10 @@ func (c *Conn) owe(e *entry) {
 
 // keep appends body bytes, copying them, up to MaxBodyBytes.
 func (c *Conn) keep(d *side, p []byte) {
+	if d.omit {
+		d.omitted = d.omitted || len(p) > 0
+		return
+	}
 	if room := c.cfg.MaxBodyBytes - len(d.body); len(p) > room {
 		p = p[:room]
 		d.cut = true
@@ -970,6 +1027,7 @@ func (c *Conn) finish(dir int) {
 	m, e, isReq, last := d.msg, d.entry, d.isReq, d.last
 	m.raw = d.body // the buffer, grown, goes back to the pool with m
 	m.Body, m.BodyTruncated = c.decodedBody(d, m)
+	m.BodyOmitted = d.omitted
 	m.End = c.now
 	m.reserved = d.reserved
 	d.next()
@@ -1059,9 +1117,11 @@ func (c *Conn) responseDone(e *entry, m *Message) {
 
 func (c *Conn) emitPair(e *entry) {
 	c.stats.Pairs.Add(1)
-	c.ex = Exchange{ClientDir: c.client, Request: e.req, Response: e.resp}
-	c.emit(&c.ex)
-	c.ex = Exchange{}
+	if !e.drop {
+		c.ex = Exchange{ClientDir: c.client, Request: e.req, Response: e.resp}
+		c.emit(&c.ex)
+		c.ex = Exchange{}
+	}
 	c.settle()
 	// e has left the queue and both sides are past its messages: nothing
 	// refers to them any more.
@@ -1075,6 +1135,10 @@ func (c *Conn) emitPair(e *entry) {
 
 // pending emits or drops a request that will get no response.
 func (c *Conn) pending(e *entry) {
+	if e.drop {
+		c.settle()
+		return
+	}
 	if c.cfg.EmitPending {
 		c.stats.PendingEmitted.Add(1)
 		c.ex = Exchange{ClientDir: c.client, Request: e.req}

@@ -7,11 +7,13 @@
 package record
 
 import (
+	"encoding/binary"
 	"math/bits"
 	"net/netip"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Sources accepted by Akto's consumer.
@@ -261,14 +263,6 @@ func special8(x uint64) uint64 {
 	return (ctl | q | bs | x) & highs
 }
 
-// load8 reads 8 bytes of s at i, little-endian (the compiler makes it one
-// load).
-func load8[T string | []byte](s T, i int) uint64 {
-	_ = s[i+7]
-	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
-}
-
 // class says what a byte needs inside a JSON string: nothing (plain),
 // an escape (control bytes, '"', '\\') or a look at its UTF-8 sequence.
 var class = func() (t [256]uint8) {
@@ -292,23 +286,34 @@ const (
 // appendEscaped appends s escaped for the inside of a JSON string. Invalid
 // UTF-8 becomes U+FFFD so the output is always valid JSON.
 func appendEscaped[T string | []byte](b []byte, s T) []byte {
-	return appendEscapedN(b, s, false)
+	return appendEscapedN(b, bytesOf(s), false)
 }
 
 // appendEscaped2 appends s escaped twice: as a string inside a JSON text
 // that is itself inside a JSON string (the header maps).
 func appendEscaped2[T string | []byte](b []byte, s T) []byte {
-	return appendEscapedN(b, s, true)
+	return appendEscapedN(b, bytesOf(s), true)
+}
+
+// bytesOf views s as bytes without copying; the escaper only reads them.
+func bytesOf[T string | []byte](s T) []byte {
+	switch v := any(s).(type) {
+	case []byte:
+		return v
+	case string:
+		return unsafe.Slice(unsafe.StringData(v), len(v))
+	}
+	return nil
 }
 
 // appendEscapedN copies runs of plain bytes at once, finding the next byte
 // that needs a look 8 bytes at a time, and escapes the rest (twice when
 // twice is set).
-func appendEscapedN[T string | []byte](b []byte, s T, twice bool) []byte {
+func appendEscapedN(b, s []byte, twice bool) []byte {
 	start, i := 0, 0
 	for i < len(s) {
 		if i+8 <= len(s) {
-			m := special8(load8(s, i))
+			m := special8(binary.LittleEndian.Uint64(s[i:]))
 			if m == 0 {
 				i += 8
 				continue
@@ -325,7 +330,7 @@ func appendEscapedN[T string | []byte](b []byte, s T, twice bool) []byte {
 			start = i
 			continue
 		}
-		r, size := decodeRune(s[i:])
+		r, size := utf8.DecodeRune(s[i:])
 		if r != utf8.RuneError && r != '\u2028' && r != '\u2029' || r == utf8.RuneError && size != 1 {
 			i += size // valid UTF-8 is copied as is
 			continue
@@ -366,16 +371,6 @@ func appendEscape(b []byte, c byte, twice bool) []byte {
 		return append(b, '\\', 't')
 	}
 	return append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-}
-
-func decodeRune[T string | []byte](s T) (rune, int) {
-	switch v := any(s).(type) {
-	case string:
-		return utf8.DecodeRuneInString(v)
-	case []byte:
-		return utf8.DecodeRune(v)
-	}
-	return utf8.RuneError, 1
 }
 
 // AppendKey appends the Kafka message key of a connection: the VNI and the

@@ -64,6 +64,17 @@ type Config struct {
 	// Volume says which connections and exchanges are recorded. The zero
 	// value records all.
 	Volume Volume
+	// Alloc returns an empty buffer of at least n bytes' capacity for a
+	// record (its value, then its key); the publisher owns it from Publish
+	// on and may give it back to where Alloc took it. Default make.
+	Alloc func(n int) []byte
+}
+
+func (c *Config) alloc(n int) []byte {
+	if c.Alloc != nil {
+		return c.Alloc(n)
+	}
+	return make([]byte, 0, n)
 }
 
 // Validate reports settings that cannot work.
@@ -178,17 +189,98 @@ func (r *Recorder) NewHandler(id flow.ConnID) flow.Handler {
 		r.stats.SampledOut.Add(1)
 		return skipped{}
 	}
-	return http1.NewConn(&r.cfg.HTTP, r.httpStats, func(ex *http1.Exchange) { r.emit(id, ex) })
+	h := &connRules{r: r, id: id}
+	c := http1.NewConn(&r.cfg.HTTP, r.httpStats, h.emit)
+	c.SetFilter(h)
+	return c
 }
 
-func (r *Recorder) emit(id flow.ConnID, ex *http1.Exchange) {
-	client, server := id.A, id.B
-	if ex.ClientDir == 1 {
-		client, server = id.B, id.A
+// connRules is what the recorder knows of one connection: it applies the
+// volume rules as the parser reads each head (http1.Filter), so that an
+// exchange left out costs no body copy or decoding, and encodes the rest.
+type connRules struct {
+	r  *Recorder
+	id flow.ConnID
+}
+
+func (h *connRules) endpoints(clientDir int) (client, server netip.AddrPort) {
+	if clientDir == 1 {
+		return h.id.B, h.id.A
 	}
+	return h.id.A, h.id.B
+}
+
+// Request applies the method, host and path rules, and the body content
+// types, to a request head.
+func (h *connRules) Request(clientDir int, req *http1.Message) http1.Verdict {
+	r := h.r
+	var host string
+	if r.rules.hostRules() {
+		if host = HostOf(hostOf(req.Headers)); host == "" {
+			_, server := h.endpoints(clientDir)
+			host = server.Addr().Unmap().String()
+		}
+	}
+	switch r.rules.request(req.Method, host, req.Target) {
+	case dropMethod:
+		r.stats.FilteredMethod.Add(1)
+		return http1.Drop
+	case dropHost:
+		r.stats.FilteredHost.Add(1)
+		return http1.Drop
+	case dropPath:
+		r.stats.FilteredPath.Add(1)
+		return http1.Drop
+	}
+	return r.bodyVerdict(req)
+}
+
+// Response applies the status rule, the rate limit and the body content
+// types to a response head.
+func (h *connRules) Response(req, resp *http1.Message) http1.Verdict {
+	r := h.r
+	if r.rules.status(resp.StatusCode) == dropStatus {
+		r.stats.FilteredStatus.Add(1)
+		return http1.Drop
+	}
+	if !r.allow(h.id.VNI, req.Time) {
+		return http1.Drop
+	}
+	return r.bodyVerdict(resp)
+}
+
+// bodyVerdict keeps only the head of a message whose body is of a content
+// type in Volume.DropBodyTypes.
+func (r *Recorder) bodyVerdict(m *http1.Message) http1.Verdict {
+	if _, drop := r.rules.dropBody(headerValue(m.Headers, "content-type")); drop {
+		return http1.KeepHead
+	}
+	return http1.Keep
+}
+
+// allow applies the per-VNI rate limit, counting what it drops.
+func (r *Recorder) allow(vni uint32, now time.Time) bool {
+	if r.limiter == nil {
+		return true
+	}
+	if now.IsZero() {
+		now = time.Now()
+	}
+	if !r.limiter.allow(vni, now) {
+		r.stats.RateLimited.Add(1)
+		r.limited.Add(vni, false, 0)
+		return false
+	}
+	return true
+}
+
+// emit encodes and publishes an exchange the rules kept.
+func (h *connRules) emit(ex *http1.Exchange) {
+	r, id := h.r, h.id
+	client, server := h.endpoints(ex.ClientDir)
 	req := ex.Request
-	if !r.admit(id, server, ex) {
-		return
+	if ex.Response == nil && !r.allow(id.VNI, req.Time) {
+		return // pending: the rate limit had no response head to act on
 	}
 	rec := record.Record{
 		Method:         req.Method,
@@ -203,33 +295,33 @@ func (r *Recorder) emit(id flow.ConnID, ex *http1.Exchange) {
 		VNI:            id.VNI,
 		Source:         r.cfg.Source,
 	}
+	last := req.End
+	rec.RequestHeaders = r.markOmitted(req)
 	if resp := ex.Response; resp != nil {
-		rec.ResponseHeaders = resp.Headers
+		rec.ResponseHeaders = r.markOmitted(resp)
 		rec.ResponsePayload = resp.Body
 		rec.StatusCode = resp.StatusCode
 		rec.Status = resp.Status
+		last = resp.End
 	} else {
 		rec.Pending = true
 	}
-	rec.RequestHeaders, rec.RequestPayload = r.omitBody(rec.RequestHeaders, rec.RequestPayload)
-	rec.ResponseHeaders, rec.ResponsePayload = r.omitBody(rec.ResponseHeaders, rec.ResponsePayload)
 	size := 512 + len(req.Target) + len(req.Body) + headerSize(req.Headers)
 	if ex.Response != nil {
 		size += len(ex.Response.Body) + headerSize(ex.Response.Headers)
 	}
-	value, cut := record.Encode(make([]byte, 0, min(size+size/8, r.cfg.MaxRecordBytes+1024)), &rec, &r.opts)
-	if len(value) > r.cfg.MaxRecordBytes {
+	// One buffer holds the value and, after it, the key.
+	buf, cut := record.Encode(r.cfg.alloc(min(size+size/8, r.cfg.MaxRecordBytes+1024)), &rec, &r.opts)
+	if len(buf) > r.cfg.MaxRecordBytes {
 		r.stats.TooLarge.Add(1)
 		return
 	}
 	if cut {
 		r.stats.Cut.Add(1)
 	}
-	key := record.AppendKey(make([]byte, 0, 96), id.VNI, client, server)
-	last := req.End
-	if ex.Response != nil {
-		last = ex.Response.End
-	}
+	n := len(buf)
+	buf = record.AppendKey(buf, id.VNI, client, server)
+	value, key := buf[:n], buf[n:]
 	if !r.pub.Publish(key, value, last) {
 		r.stats.Refused.Add(1)
 		return
@@ -241,67 +333,23 @@ func (r *Recorder) emit(id flow.ConnID, ex *http1.Exchange) {
 	if r.cfg.Observer != nil {
 		r.cfg.Observer.Observe(Observation{
 			VNI: id.VNI, Host: hostOf(req.Headers), Server: server, Method: req.Method, Target: req.Target,
-			Status: rec.StatusCode, Pending: rec.Pending, Bytes: len(value), Time: req.Time,
+			Status: rec.StatusCode, Pending: rec.Pending, Bytes: n, Time: req.Time,
 		})
 	}
 }
 
-// admit applies the volume rules to an exchange and counts what it drops.
-func (r *Recorder) admit(id flow.ConnID, server netip.AddrPort, ex *http1.Exchange) bool {
-	req := ex.Request
-	var host string
-	if r.rules.hostRules() {
-		if host = HostOf(hostOf(req.Headers)); host == "" {
-			host = server.Addr().Unmap().String()
-		}
+// markOmitted returns the headers of m, with BodyOmittedHeader added to a
+// copy (the parser's slice is not written to) when its body was left out
+// for its content type.
+func (r *Recorder) markOmitted(m *http1.Message) []record.Header {
+	if !m.BodyOmitted {
+		return m.Headers
 	}
-	v := r.rules.request(req.Method, host, req.Target)
-	if v == keep && ex.Response != nil {
-		v = r.rules.status(ex.Response.StatusCode)
-	}
-	switch v {
-	case dropMethod:
-		r.stats.FilteredMethod.Add(1)
-		return false
-	case dropHost:
-		r.stats.FilteredHost.Add(1)
-		return false
-	case dropPath:
-		r.stats.FilteredPath.Add(1)
-		return false
-	case dropStatus:
-		r.stats.FilteredStatus.Add(1)
-		return false
-	}
-	if r.limiter != nil {
-		now := req.Time
-		if now.IsZero() {
-			now = time.Now()
-		}
-		if !r.limiter.allow(id.VNI, now) {
-			r.stats.RateLimited.Add(1)
-			r.limited.Add(id.VNI, false, 0)
-			return false
-		}
-	}
-	return true
-}
-
-// omitBody leaves out a body of a content type in Volume.DropBodyTypes and
-// adds BodyOmittedHeader to a copy of the headers (the parser's slice is
-// not written to).
-func (r *Recorder) omitBody(hs []record.Header, body []byte) ([]record.Header, []byte) {
-	if len(body) == 0 {
-		return hs, body
-	}
-	mt, drop := r.rules.dropBody(headerValue(hs, "content-type"))
-	if !drop {
-		return hs, body
-	}
+	mt, _ := r.rules.dropBody(headerValue(m.Headers, "content-type"))
 	r.stats.BodiesOmitted.Add(1)
-	out := make([]record.Header, len(hs), len(hs)+1)
-	copy(out, hs)
-	return append(out, record.Header{Name: BodyOmittedHeader, Value: mt}), nil
+	out := make([]record.Header, len(m.Headers), len(m.Headers)+1)
+	copy(out, m.Headers)
+	return append(out, record.Header{Name: BodyOmittedHeader, Value: mt})
 }
 
 // skipped is the handler of a connection sampled out.

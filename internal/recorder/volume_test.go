@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/apitap/apitap/internal/flow"
+	"github.com/apitap/apitap/internal/http1"
+	"github.com/apitap/apitap/internal/record"
 )
 
 func TestGlob(t *testing.T) {
@@ -306,5 +308,50 @@ func TestSampledOutConnection(t *testing.T) {
 	h.Close(t0)
 	if len(pub.values) != 0 || stats.SampledOut.Load() != 1 {
 		t.Errorf("%d records, %d sampled out", len(pub.values), stats.SampledOut.Load())
+	}
+}
+
+// The rules act on the heads, before the bodies: a body left out is not
+// kept or decoded (no body budget taken, no decoding error for a body that
+// is no gzip at all), and the exchanges after it pair as they should.
+func TestRulesActBeforeBodies(t *testing.T) {
+	budget := http1.NewBudget(1 << 20)
+	httpStats := &http1.Stats{}
+	pub := &published{}
+	stats := &Stats{}
+	cfg := Config{Source: record.SourceMirroring, Volume: Volume{ExcludePaths: []string{"/upload"}, DropBodyTypes: DefaultDropBodyTypes}}
+	cfg.HTTP = http1.Config{EmitPending: true, Decompress: true, Budget: budget}
+	r, err := New(cfg, pub, stats, httpStats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := r.NewHandler(flow.ConnID{VNI: 9, A: a, B: b})
+	big := strings.Repeat("x", 200<<10)
+	h.Data(0, []byte("POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: "+fmt.Sprint(len(big))+"\r\n\r\n"), t0)
+	h.Data(0, []byte(big[:100<<10]), t0)
+	if used := budget.Used(); used != 0 {
+		t.Errorf("an excluded request's body took %d bytes of the body budget", used)
+	}
+	h.Data(0, []byte(big[100<<10:]), t0)
+	h.Data(1, []byte("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 9\r\n\r\nnot gzip!"), t0)
+	h.Data(0, []byte("GET /pic HTTP/1.1\r\nHost: h\r\n\r\n"), t0)
+	h.Data(1, []byte("HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Encoding: gzip\r\nContent-Length: 4\r\n\r\nPNG!"), t0)
+	h.Data(0, []byte("GET /next HTTP/1.1\r\nHost: h\r\n\r\n"), t0)
+	h.Data(1, []byte("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext"), t0)
+	h.Close(t0)
+	if n := httpStats.DecodeErrors.Load(); n != 0 {
+		t.Errorf("decode errors = %d: a body left out was decoded", n)
+	}
+	if len(pub.values) != 2 {
+		t.Fatalf("%d records, want 2 (/pic, /next)", len(pub.values))
+	}
+	if m := pub.record(t, 0); m["path"] != "/pic" || m["responsePayload"] != "" || !strings.Contains(m["responseHeaders"], BodyOmittedHeader) {
+		t.Errorf("image record: %v", m)
+	}
+	if m := pub.record(t, 1); m["path"] != "/next" || m["responsePayload"] != "next" {
+		t.Errorf("record after the filtered ones: %v", m)
+	}
+	if n := stats.FilteredPath.Load(); n != 1 {
+		t.Errorf("records_filtered_path = %d, want 1", n)
 	}
 }
