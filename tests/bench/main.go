@@ -7,6 +7,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"flag"
@@ -87,7 +88,6 @@ func run(args []string, stdout io.Writer) error {
 		workers int
 	}
 	cfgs := []cfg{{"1 worker", 1, 1}, {fmt.Sprintf("%d workers", cores), cores, cores}}
-	ours := map[string]float64{}
 	if *memProfile != "" {
 		runtime.MemProfileRate = 4096
 	}
@@ -112,7 +112,6 @@ func run(args []string, stdout io.Writer) error {
 			who := "apitap " + c.name
 			report(line, l.sc.Name, who, s, l.m, l.wire)
 			line(l.sc.Name, who, "peak RSS MiB (process so far)", "%.0f", s.maxRSSMiB)
-			ours[l.sc.Name+c.name] = s.pairsPerSec()
 		}
 	}
 	if *cpuProfile != "" {
@@ -126,18 +125,46 @@ func run(args []string, stdout io.Writer) error {
 	if *oursOnly {
 		return nil
 	}
+	// The baseline runs alternate with apitap's, and each ratio is taken
+	// within one pair of runs: load from other processes on a shared
+	// machine then weighs on both sides of a ratio alike.
 	for _, l := range all {
 		for _, c := range cfgs {
-			s, err := measure(*runs, c.procs, func() (verdict, error) { return runBaseline(l.path, &verifier{}) })
-			if err != nil {
-				return fmt.Errorf("%s baseline: %w", l.sc.Name, err)
+			var base []result
+			var speed, cpu []float64
+			for range *runs {
+				o, err := measure(1, c.procs, func() (verdict, error) { return runOurs(l.path, c.workers, &verifier{}) })
+				if err != nil {
+					return fmt.Errorf("%s: %w", l.sc.Name, err)
+				}
+				b, err := measure(1, c.procs, func() (verdict, error) { return runBaseline(l.path, &verifier{}) })
+				if err != nil {
+					return fmt.Errorf("%s baseline: %w", l.sc.Name, err)
+				}
+				base = append(base, b)
+				speed = append(speed, o.pairsPerSec()/b.pairsPerSec())
+				cpu = append(cpu, b.cpuPerPair()/o.cpuPerPair())
 			}
 			who := "baseline GOMAXPROCS=" + fmt.Sprint(c.procs)
-			report(line, l.sc.Name, who, s, l.m, l.wire)
-			line(l.sc.Name, "apitap/baseline", "pairs/s ratio, "+c.name, "%.2fx", ours[l.sc.Name+c.name]/s.pairsPerSec())
+			report(line, l.sc.Name, who, medianResult(base), l.m, l.wire)
+			line(l.sc.Name, "apitap/baseline", "pairs/s ratio, "+c.name, "%.2fx", medianF(speed))
+			line(l.sc.Name, "apitap/baseline", "CPU per pair ratio (baseline/apitap), "+c.name, "%.2fx", medianF(cpu))
 		}
 	}
 	return nil
+}
+
+// medianResult is the run of median throughput.
+func medianResult(rs []result) result {
+	s := slices.Clone(rs)
+	slices.SortFunc(s, func(a, b result) int { return cmp.Compare(a.pairsPerSec(), b.pairsPerSec()) })
+	return s[len(s)/2]
+}
+
+func medianF(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 func writeHeapProfile(path string) error {
@@ -174,6 +201,8 @@ type result struct {
 }
 
 func (r result) pairsPerSec() float64 { return float64(r.v.Pairs) / r.wall.Seconds() }
+
+func (r result) cpuPerPair() float64 { return r.cpu.Seconds() / float64(max(r.v.Pairs, 1)) }
 
 // measure runs fn n times with GOMAXPROCS procs and returns the median
 // of each figure.
