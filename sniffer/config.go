@@ -164,16 +164,16 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.StringVar(&o.redact, "redact-headers", "", `comma-separated header names whose values are replaced by "****", e.g. "authorization,cookie,set-cookie"`)
 
 	// Volume control (README "Volume control").
-	fs.Float64Var(&o.sampleRate, "sample-rate", 1, "share of connections recorded, 0 to 1, decided by a hash of the VNI and both endpoints (the same for both directions); the others are not parsed")
-	fs.StringVar(&o.includeHosts, "include-hosts", "", `comma-separated globs ('*' matches any characters): only requests whose Host (without port, any case) matches one are recorded, e.g. "*.example.com"`)
-	fs.StringVar(&o.excludeHosts, "exclude-hosts", "", "comma-separated globs: requests whose Host matches one are not recorded")
-	fs.StringVar(&o.includePaths, "include-paths", "", `comma-separated globs over the path without query: only matching requests are recorded, e.g. "/api/*"`)
-	fs.StringVar(&o.excludePaths, "exclude-paths", "", `comma-separated globs over the path without query: matching requests are not recorded, e.g. "/health*,/metrics"`)
-	fs.StringVar(&o.methods, "methods", "", `comma-separated methods: only these are recorded, e.g. "GET,POST"`)
-	fs.StringVar(&o.excludeStatus, "exclude-status", "", `comma-separated status classes or codes not recorded, e.g. "4xx,5xx" or "404"`)
-	fs.StringVar(&o.dropBodyTypes, "drop-body-content-types", strings.Join(recorder.DefaultDropBodyTypes, ","), `comma-separated media type globs whose bodies are left out of the record (which says so in the header `+recorder.BodyOmittedHeader+`); "none" keeps all bodies`)
-	fs.Float64Var(&o.recorder.Volume.VNIRateLimit, "vni-rate-limit", 0, "records per second (of capture time) each VNI may publish; beyond, records are dropped and counted per VNI; 0: no limit")
-	fs.IntVar(&o.recorder.Volume.VNIRateBurst, "vni-rate-burst", 0, "records a VNI may publish at once above -vni-rate-limit (0: the rate rounded up)")
+	fs.Float64Var(&o.sampleRate, contract.SnifferFlagSampleRate, 1, "share of connections recorded, 0 to 1, decided by a hash of the VNI and both endpoints (the same for both directions); the others are not parsed")
+	fs.StringVar(&o.includeHosts, contract.SnifferFlagIncludeHosts, "", `comma-separated globs ('*' matches any characters): only requests whose Host (without port, any case) matches one are recorded, e.g. "*.example.com"`)
+	fs.StringVar(&o.excludeHosts, contract.SnifferFlagExcludeHosts, "", "comma-separated globs: requests whose Host matches one are not recorded")
+	fs.StringVar(&o.includePaths, contract.SnifferFlagIncludePaths, "", `comma-separated globs over the path without query: only matching requests are recorded, e.g. "/api/*"`)
+	fs.StringVar(&o.excludePaths, contract.SnifferFlagExcludePaths, "", `comma-separated globs over the path without query: matching requests are not recorded, e.g. "/health*,/metrics"`)
+	fs.StringVar(&o.methods, contract.SnifferFlagMethods, "", `comma-separated methods: only these are recorded, e.g. "GET,POST"`)
+	fs.StringVar(&o.excludeStatus, contract.SnifferFlagExcludeStatus, "", `comma-separated status classes or codes not recorded, e.g. "4xx,5xx" or "404"`)
+	fs.StringVar(&o.dropBodyTypes, contract.SnifferFlagDropBodyTypes, strings.Join(recorder.DefaultDropBodyTypes, ","), `comma-separated media type globs whose bodies are left out of the record (which says so in the header `+recorder.BodyOmittedHeader+`); "none" keeps all bodies`)
+	fs.Float64Var(&o.recorder.Volume.VNIRateLimit, contract.SnifferFlagVNIRateLimit, 0, "records per second (of capture time) each VNI may publish; beyond, records are dropped and counted per VNI; 0: no limit")
+	fs.IntVar(&o.recorder.Volume.VNIRateBurst, contract.SnifferFlagVNIRateBurst, 0, "records a VNI may publish at once above -vni-rate-limit (0: the rate rounded up)")
 
 	// Kafka.
 	fs.StringVar(&o.kafkaCfg.Topic, contract.SnifferFlagTopic, contract.DefaultTopic, "Kafka topic of the records")

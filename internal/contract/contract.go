@@ -150,6 +150,20 @@ const (
 	SnifferFlagPassword   = "kafka-password"
 )
 
+// Sniffer flags of volume control, which the stack sets from cdk.json.
+const (
+	SnifferFlagSampleRate    = "sample-rate"
+	SnifferFlagIncludeHosts  = "include-hosts"
+	SnifferFlagExcludeHosts  = "exclude-hosts"
+	SnifferFlagIncludePaths  = "include-paths"
+	SnifferFlagExcludePaths  = "exclude-paths"
+	SnifferFlagMethods       = "methods"
+	SnifferFlagExcludeStatus = "exclude-status"
+	SnifferFlagDropBodyTypes = "drop-body-content-types"
+	SnifferFlagVNIRateLimit  = "vni-rate-limit"
+	SnifferFlagVNIRateBurst  = "vni-rate-burst"
+)
+
 // Traffic per load balancer: the sniffers count, per VNI (one per load
 // balancer, docs/contracts.md §2), the records they publish, the HTTP
 // request/response pairs among them and the bytes of those records, as

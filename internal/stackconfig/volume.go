@@ -9,22 +9,11 @@ import (
 	"github.com/apitap/apitap/internal/contract"
 )
 
-// The sniffer's volume control flags (sniffer -h, README "Volume
-// control"). The stack writes them from the first-class keys below; the
-// infra/stack contract test feeds what it writes through the sniffer's
-// -check-config.
+// The sniffer's volume control flags are contract.SnifferFlag* (sniffer -h,
+// README "Volume control"). The stack writes them from the first-class keys
+// below; the infra/stack contract test feeds what it writes through the
+// sniffer's -check-config.
 const (
-	snifferFlagSampleRate    = "sample-rate"
-	snifferFlagIncludeHosts  = "include-hosts"
-	snifferFlagExcludeHosts  = "exclude-hosts"
-	snifferFlagIncludePaths  = "include-paths"
-	snifferFlagExcludePaths  = "exclude-paths"
-	snifferFlagMethods       = "methods"
-	snifferFlagExcludeStatus = "exclude-status"
-	snifferFlagDropBodyTypes = "drop-body-content-types"
-	snifferFlagVNIRateLimit  = "vni-rate-limit"
-	snifferFlagVNIRateBurst  = "vni-rate-burst"
-
 	// MaxVNIRateLimit and MaxVNIRateBurst are the sniffer's limits.
 	MaxVNIRateLimit = 1e6
 	MaxVNIRateBurst = 1_000_000
@@ -86,19 +75,19 @@ func (c Config) volumeEnv(env map[string]string) {
 		}
 	}
 	if c.SampleRate != nil {
-		set(snifferFlagSampleRate, strconv.FormatFloat(*c.SampleRate, 'g', -1, 64))
+		set(contract.SnifferFlagSampleRate, strconv.FormatFloat(*c.SampleRate, 'g', -1, 64))
 	}
-	set(snifferFlagIncludeHosts, strings.Join(c.IncludeHosts, ","))
-	set(snifferFlagExcludeHosts, strings.Join(c.ExcludeHosts, ","))
-	set(snifferFlagIncludePaths, strings.Join(c.IncludePaths, ","))
-	set(snifferFlagExcludePaths, strings.Join(c.ExcludePaths, ","))
-	set(snifferFlagMethods, strings.Join(c.Methods, ","))
-	set(snifferFlagExcludeStatus, strings.Join(c.ExcludeStatus, ","))
-	set(snifferFlagDropBodyTypes, strings.Join(c.DropBodyContentTypes, ","))
+	set(contract.SnifferFlagIncludeHosts, strings.Join(c.IncludeHosts, ","))
+	set(contract.SnifferFlagExcludeHosts, strings.Join(c.ExcludeHosts, ","))
+	set(contract.SnifferFlagIncludePaths, strings.Join(c.IncludePaths, ","))
+	set(contract.SnifferFlagExcludePaths, strings.Join(c.ExcludePaths, ","))
+	set(contract.SnifferFlagMethods, strings.Join(c.Methods, ","))
+	set(contract.SnifferFlagExcludeStatus, strings.Join(c.ExcludeStatus, ","))
+	set(contract.SnifferFlagDropBodyTypes, strings.Join(c.DropBodyContentTypes, ","))
 	if c.VNIRateLimit > 0 && !math.IsInf(c.VNIRateLimit, 0) {
-		set(snifferFlagVNIRateLimit, strconv.FormatFloat(c.VNIRateLimit, 'g', -1, 64))
+		set(contract.SnifferFlagVNIRateLimit, strconv.FormatFloat(c.VNIRateLimit, 'g', -1, 64))
 	}
 	if c.VNIRateBurst > 0 {
-		set(snifferFlagVNIRateBurst, strconv.Itoa(c.VNIRateBurst))
+		set(contract.SnifferFlagVNIRateBurst, strconv.Itoa(c.VNIRateBurst))
 	}
 }
