@@ -26,6 +26,19 @@ type Stats struct {
 	SkippedBytes    atomic.Uint64 // payload of connections the parser gave up on (TLS, HTTP/2, upgraded)
 	BufferedBytes   atomic.Int64  // out-of-order bytes held now (gauge)
 	OpenConns       atomic.Int64  // connections tracked now (gauge)
+	PeakOpenConns   atomic.Int64  // the most connections tracked at once so far (gauge)
+}
+
+// opened counts a new connection and keeps the peak up to date.
+func (s *Stats) opened() {
+	s.ConnsOpened.Add(1)
+	n := s.OpenConns.Add(1)
+	for {
+		peak := s.PeakOpenConns.Load()
+		if n <= peak || s.PeakOpenConns.CompareAndSwap(peak, n) {
+			return
+		}
+	}
 }
 
 // Each calls fn with every counter's name and value, for export.
@@ -55,4 +68,5 @@ func (s *Stats) Each(fn func(name string, v uint64)) {
 func (s *Stats) Gauges(fn func(name string, v float64)) {
 	fn("buffered_bytes", float64(s.BufferedBytes.Load()))
 	fn("open_conns", float64(s.OpenConns.Load()))
+	fn("open_conns_peak", float64(s.PeakOpenConns.Load()))
 }

@@ -77,8 +77,7 @@ func (w *worker) packet(p *decode.Packet, ts time.Time) {
 		c.key, c.idx = k, len(w.list)
 		w.conns[k] = c
 		w.list = append(w.list, c)
-		w.stats.ConnsOpened.Add(1)
-		w.stats.OpenConns.Add(1)
+		w.stats.opened()
 	}
 	c.lastSeen = ts
 	dir := 0
