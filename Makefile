@@ -15,7 +15,7 @@ FUZZ_TARGETS := \
 	./internal/apiinventory:FuzzTemplate \
 	./internal/record:FuzzEncode
 
-.PHONY: connections preflight status help build build-sniffer-arm64 build-functions demo test deps unit fuzz e2e scenario moto bench bench-data bench-pipeline vet clean invoke sim infra-deps synth policy infra-test
+.PHONY: connections preflight status help build build-sniffer-arm64 build-functions demo test deps unit fuzz e2e scenario moto bench bench-data bench-pipeline bench-memory vet clean invoke sim infra-deps synth policy infra-test
 
 FUNCTIONS := instance-events stack-events reconcile teardown connections preflight status
 FN ?= instance-events
@@ -114,6 +114,9 @@ bench-data: ## generate the pipeline benchmark's VXLAN captures into bench-data/
 bench-pipeline: ## replay bench-data/ through apitap and a net/http baseline in process: packets/s, pairs/s, allocs, CPU, RSS (README "Performance")
 	@for f in small gzip mix; do test -f $(BENCH_DATA)/$$f.pcap || { $(MAKE) --no-print-directory bench-data; break; }; done
 	$(GO) run ./tests/bench -dir $(BENCH_DATA) -runs $(BENCH_RUNS)
+
+bench-memory: ## the sniffer binary's peak RSS with default limits under hostile captures (partial requests, SYN flood, endless bodies, gzip bomb, GOMEMLIMIT), generated into bench-data/ (README "Performance")
+	$(GO) run ./tests/bench -memory -dir $(BENCH_DATA) -runs $(BENCH_RUNS)
 
 clean: ## remove build output
 	rm -rf bin cdk.out

@@ -44,6 +44,11 @@ type options struct {
 	printInventory bool
 	// inventoryOff: -inventory-max-endpoints 0 keeps no inventory.
 	inventoryOff bool
+	// memoryLimit is -memory-limit: the budget the memory limits not set
+	// explicitly are derived from (sniffer/memory.go).
+	memoryLimit int64
+	bodyMemory  int64
+	evictIdle   time.Duration
 	// effective are the settings after flags and environment, one
 	// ENV=value line per flag, secrets masked.
 	effective []string
@@ -139,21 +144,28 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.Var(bytesFlag{&rcvbuf}, "rcvbuf", "SO_RCVBUF asked for each socket (the kernel may cap it at net.core.rmem_max)")
 	fs.DurationVar(&o.live.FlushInterval, "flush-interval", 5*time.Millisecond, "longest time a received packet waits before reassembly")
 
+	// Memory.
+	o.memoryLimit = defaultMemLimit
+	fs.Var(bytesFlag{&o.memoryLimit}, "memory-limit", "memory the process keeps to: the runtime's memory limit (unless GOMEMLIMIT is set), new connections shed once the live heap passes 5/8 of it, and the defaults of -max-conns, -total-buffer, -max-body-memory and -kafka-queue-bytes derived from it")
+	o.evictIdle, _ = time.ParseDuration(defaultEvictIdle)
+	fs.DurationVar(&o.evictIdle, "evict-idle", o.evictIdle, "when -max-conns or the memory limit is reached, a new connection takes the place of the least recently seen one if that one has been idle this long; 0: never, new connections are refused")
+	derived := deriveMemoryDefaults(defaultMemLimit)
+
 	// Reassembly.
 	fs.IntVar(&o.flow.Workers, "workers", 0, "reassembly workers (0: GOMAXPROCS)")
-	fs.IntVar(&o.flow.MaxConns, "max-conns", 262144, "TCP connections tracked at once; new ones beyond are dropped and counted")
+	fs.IntVar(&o.flow.MaxConns, "max-conns", derived.MaxConns, "TCP connections tracked at once; beyond, the least recently seen is evicted if idle for -evict-idle, or the new one is dropped, counted either way (default: 1 per KiB of -memory-limit)")
 	connBuf := int64(256 << 10)
 	fs.Var(bytesFlag{&connBuf}, "conn-buffer", "out-of-order bytes buffered per connection")
-	o.flow.MaxBufferBytes = 256 << 20
-	fs.Var(bytesFlag{&o.flow.MaxBufferBytes}, "total-buffer", "out-of-order bytes buffered in total")
+	o.flow.MaxBufferBytes = derived.TotalBuffer
+	fs.Var(bytesFlag{&o.flow.MaxBufferBytes}, "total-buffer", "out-of-order bytes buffered in total (default: -memory-limit / 8)")
 	fs.DurationVar(&o.flow.ReorderWindow, "reorder-window", 500*time.Millisecond, "how long a hole in a TCP stream waits for its bytes before they count as lost")
 	fs.DurationVar(&o.flow.IdleTimeout, "idle-timeout", 2*time.Minute, "connections without packets for this long are closed")
 
 	// HTTP and records.
 	maxBody := int64(1 << 20)
 	fs.Var(bytesFlag{&maxBody}, "max-body", "body bytes kept per message after decoding; the rest is cut and counted")
-	bodyMemory := int64(256 << 20)
-	fs.Var(bytesFlag{&bodyMemory}, "max-body-memory", "body bytes held by all connections together (requests awaiting responses, messages being read); beyond, bodies are cut and counted")
+	o.bodyMemory = derived.BodyMemory
+	fs.Var(bytesFlag{&o.bodyMemory}, "max-body-memory", "body bytes held by all connections together (requests awaiting responses, messages being read); beyond, bodies are cut and counted (default: -memory-limit / 8)")
 	maxHeader := int64(64 << 10)
 	fs.Var(bytesFlag{&maxHeader}, "max-header", "largest request or status line plus headers")
 	fs.IntVar(&o.recorder.HTTP.MaxPending, "max-pending", 64, "requests awaiting a response per connection")
@@ -185,8 +197,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.StringVar(&o.kafkaCfg.RequiredAcks, "kafka-acks", "all", "all, one or none")
 	fs.IntVar(&o.kafkaCfg.MaxMessageBytes, "kafka-max-message-bytes", 1000000, "the broker's message.max.bytes: larger records have their bodies cut to fit")
 	fs.IntVar(&o.kafkaCfg.QueueSize, "kafka-queue", 10000, "records held for Kafka; beyond, new records are dropped and counted")
-	o.kafkaCfg.QueueBytes = 64 << 20
-	fs.Var(bytesFlag{&o.kafkaCfg.QueueBytes}, "kafka-queue-bytes", "bytes held for Kafka")
+	o.kafkaCfg.QueueBytes = derived.KafkaQueueBytes
+	fs.Var(bytesFlag{&o.kafkaCfg.QueueBytes}, "kafka-queue-bytes", "bytes held for Kafka (default: -memory-limit / 4)")
 	fs.DurationVar(&o.kafkaCfg.WriteTimeout, "kafka-write-timeout", 10*time.Second, "timeout of one produce request")
 	fs.BoolVar(&o.kafkaCfg.TLS, "kafka-tls", false, "connect to the brokers with TLS")
 	fs.StringVar(&o.kafkaCfg.TLSCAFile, "kafka-tls-ca", "", "PEM file of CAs to trust (default: system pool)")
@@ -217,8 +229,10 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	}
 
 	var envErrs []error
+	explicit := map[string]bool{}
 	fs.VisitAll(func(f *flag.Flag) {
 		if v := getenv(envName(f.Name)); v != "" {
+			explicit[f.Name] = true
 			if err := f.Value.Set(v); err != nil {
 				envErrs = append(envErrs, fmt.Errorf("%s=%q: %w", envName(f.Name), v, err))
 			}
@@ -232,6 +246,25 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+	// The memory limits not set explicitly follow -memory-limit.
+	derived = deriveMemoryDefaults(o.memoryLimit)
+	if !explicit["max-conns"] {
+		o.flow.MaxConns = derived.MaxConns
+	}
+	if !explicit["total-buffer"] {
+		o.flow.MaxBufferBytes = derived.TotalBuffer
+	}
+	if !explicit["max-body-memory"] {
+		o.bodyMemory = derived.BodyMemory
+	}
+	if !explicit["kafka-queue-bytes"] {
+		o.kafkaCfg.QueueBytes = derived.KafkaQueueBytes
+	}
+	o.flow.EvictIdle = o.evictIdle
+	if o.evictIdle == 0 {
+		o.flow.EvictIdle = -1 // flow: negative is never
 	}
 	fs.VisitAll(func(f *flag.Flag) {
 		if f.Name == "check-config" {
@@ -248,8 +281,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	o.flow.MaxConnBufferBytes = int(connBuf)
 	o.recorder.HTTP.MaxBodyBytes = int(maxBody)
 	o.recorder.HTTP.MaxHeaderBytes = int(maxHeader)
-	if bodyMemory > 0 {
-		o.recorder.HTTP.Budget = http1.NewBudget(bodyMemory)
+	if o.bodyMemory > 0 {
+		o.recorder.HTTP.Budget = http1.NewBudget(o.bodyMemory)
 	}
 	o.recorder.MaxRecordBytes = o.kafkaCfg.MaxMessageBytes
 	if o.redact != "" {
@@ -340,6 +373,12 @@ func (o *options) validate() error {
 	}
 	if !(o.sampleRate >= 0 && o.sampleRate <= 1) {
 		errs = append(errs, fmt.Errorf("-sample-rate %v: want 0 to 1", o.sampleRate))
+	}
+	if err := validateMemoryLimit(o.memoryLimit); err != nil {
+		errs = append(errs, err)
+	}
+	if o.evictIdle < 0 {
+		errs = append(errs, fmt.Errorf("-evict-idle %v: want 0 (never) or more", o.evictIdle))
 	}
 	if o.shutdown <= 0 {
 		errs = append(errs, errors.New("-shutdown-timeout must be positive"))

@@ -37,6 +37,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return 0
 	}
 	logger := newLogger(o, stderr)
+	applyMemoryLimit(o, getenv, logger)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	s, err := newSniffer(ctx, o, logger, stdout)

@@ -166,6 +166,9 @@ func (s *sniffer) replay(ctx context.Context) error {
 	closeErr := s.closeOutputs(ctx)
 	s.log.Info("replay done", "file", s.o.pcap, "frames", s.captureStats.Datagrams.Load(),
 		"records", s.recorderStats.Records.Load(), "elapsed", time.Since(start).Round(time.Millisecond))
+	// Live, /metrics has these; a replay has no admin address, so the
+	// counters (what was shed and why among them) are logged once at the end.
+	s.log.Info("replay stats", s.statsAttrs()...)
 	if err != nil {
 		return err
 	}
@@ -246,6 +249,22 @@ func (s *sniffer) live(ctx context.Context) error {
 	}
 	s.log.Info("stopped", "records", s.recorderStats.Records.Load())
 	return nil
+}
+
+// statsAttrs is every counter and gauge of capture, flow, http and
+// recorder as log attributes named like their metrics (without the
+// apitap_sniffer_ prefix and _total suffix).
+func (s *sniffer) statsAttrs() []any {
+	var attrs []any
+	counter := func(stage string) func(string, uint64) {
+		return func(name string, v uint64) { attrs = append(attrs, slog.Uint64(stage+"_"+name, v)) }
+	}
+	s.captureStats.Each(counter("capture"))
+	s.flowStats.Each(counter("flow"))
+	s.flowStats.Gauges(func(name string, v float64) { attrs = append(attrs, slog.Float64("flow_"+name, v)) })
+	s.httpStats.Each(counter("http"))
+	s.recorderStats.Each(counter("recorder"))
+	return attrs
 }
 
 // closeOutputs flushes the Kafka queue and the line writer, once. The

@@ -47,8 +47,8 @@ type NewHandler func(id ConnID) Handler
 
 // key is the direction-independent map key of a connection.
 type key struct {
+	lo, hi netip.Addr // first: no padding, the map's slots stay small
 	vni    uint32
-	lo, hi netip.Addr
 	lp, hp uint16
 }
 
@@ -83,34 +83,62 @@ type pending struct {
 	ts     time.Time
 }
 
-// half is one direction of a connection.
+// half is one direction of a connection. Fields are ordered by size: a
+// tracked connection costs its struct, and there may be hundreds of
+// thousands of them.
 type half struct {
-	started bool   // next is known
+	held    []pending
+	ooo     []segment
+	finTs   int64  // when the FIN was seen, unix nanoseconds of capture time
 	next    uint32 // sequence number of the next byte to reassemble
 	out     uint32 // sequence number of the next byte to hand to the Handler
-	held    []pending
-	synSeen bool
-	atStart bool   // started from a SYN or SYN-ACK: out began at the stream's first byte
-	begun   bool   // content has been handed over
 	isn     uint32 // initial sequence number, when the SYN was seen
-	ooo     []segment
-	finSeen bool
 	finSeq  uint32
-	finTs   time.Time // when the FIN was seen
-	ended   bool      // End was delivered
+	started bool // next is known
+	synSeen bool
+	atStart bool // started from a SYN or SYN-ACK: out began at the stream's first byte
+	begun   bool // content has been handed over
+	finSeen bool
+	ended   bool // End was delivered
 }
 
 type conn struct {
-	key      key
-	idx      int // position in the worker's list
-	id       ConnID
-	h        Handler
-	dirs     [2]half
-	lastSeen time.Time
-	skipping bool
+	key key
+	// h is made when the connection first has something for it (content,
+	// a gap): a connection that only ever sent a SYN costs no parser.
+	h Handler
+	// older and newer link the worker's connections from the least to the
+	// most recently seen, to find the one to evict when the table is full.
+	older, newer *conn
+	dirs         [2]half
+	idx          int   // position in the worker's list
+	lastSeen     int64 // unix nanoseconds of capture time
+	flipped      bool  // A, the sender of the first segment seen, is key.hi
+	skipping     bool
 	// forcing is set while waiting content is given up on: everything is
 	// handed over at once, in order, without holding.
 	forcing bool
+}
+
+// id is the connection's ConnID, rebuilt from its key rather than kept.
+func (c *conn) id() ConnID {
+	a, b := netip.AddrPortFrom(c.key.lo, c.key.lp), netip.AddrPortFrom(c.key.hi, c.key.hp)
+	if c.flipped {
+		a, b = b, a
+	}
+	return ConnID{VNI: c.key.vni, A: a, B: b}
+}
+
+// dirOf is the direction of a segment sent from src:port.
+func (c *conn) dirOf(src netip.Addr, port uint16) int {
+	aAddr, aPort := c.key.lo, c.key.lp
+	if c.flipped {
+		aAddr, aPort = c.key.hi, c.key.hp
+	}
+	if port != aPort || src != aAddr {
+		return 1
+	}
+	return 0
 }
 
 // start sets the position of a direction first seen at seq.

@@ -37,6 +37,17 @@ type Config struct {
 	// IdleTimeout closes connections without packets for this long.
 	// Default 2m.
 	IdleTimeout time.Duration
+	// EvictIdle: when the table is full (MaxConns) or the heap is over
+	// MaxHeapLive, a new connection takes the place of the least recently
+	// seen one if that one has been idle for this long (capture time);
+	// otherwise the new one is refused. Default 10s; negative: never evict,
+	// always refuse.
+	EvictIdle time.Duration
+	// MaxHeapLive, when positive, is the live heap (as measured by the
+	// last garbage collection) above which new connections are shed as
+	// when the table is full, so that memory, not only the connection
+	// count, bounds the table. 0: no such check.
+	MaxHeapLive int64
 	// SweepInterval is how often idle connections and stale holes are
 	// looked for, by the capture clock. Default 1s.
 	SweepInterval time.Duration
@@ -64,6 +75,9 @@ func (c *Config) setDefaults() {
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = 2 * time.Minute
 	}
+	if c.EvictIdle == 0 {
+		c.EvictIdle = 10 * time.Second
+	}
 	if c.SweepInterval <= 0 {
 		c.SweepInterval = time.Second
 	}
@@ -75,7 +89,7 @@ func (c *Config) Validate() error {
 	if c.Workers < 0 || c.Workers > 1024 {
 		errs = append(errs, fmt.Errorf("flow: workers %d out of range 0-1024", c.Workers))
 	}
-	if c.MaxConnBufferBytes < 0 || c.MaxBufferBytes < 0 || c.MaxConns < 0 {
+	if c.MaxConnBufferBytes < 0 || c.MaxBufferBytes < 0 || c.MaxConns < 0 || c.MaxHeapLive < 0 {
 		errs = append(errs, errors.New("flow: buffer and connection limits must not be negative"))
 	}
 	if c.MaxBufferBytes > 0 && c.MaxConnBufferBytes > 0 && int64(c.MaxConnBufferBytes) > c.MaxBufferBytes {

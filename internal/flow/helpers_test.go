@@ -144,10 +144,10 @@ func (h *harness) check() {
 	for _, c := range h.w.conns {
 		n := c.bufferedBytes()
 		if n > h.cfg.MaxConnBufferBytes {
-			h.t.Fatalf("connection %v buffers %d bytes, cap %d", c.id, n, h.cfg.MaxConnBufferBytes)
+			h.t.Fatalf("connection %v buffers %d bytes, cap %d", c.id(), n, h.cfg.MaxConnBufferBytes)
 		}
 		if m := memHeld(c); m > h.cfg.MaxConnBufferBytes {
-			h.t.Fatalf("connection %v holds %d bytes of buffers, cap %d", c.id, m, h.cfg.MaxConnBufferBytes)
+			h.t.Fatalf("connection %v holds %d bytes of buffers, cap %d", c.id(), m, h.cfg.MaxConnBufferBytes)
 		}
 		sum += int64(memHeld(c))
 		for dir := range c.dirs {

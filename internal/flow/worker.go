@@ -1,7 +1,6 @@
 package flow
 
 import (
-	"net/netip"
 	"time"
 
 	"github.com/apitap/apitap/internal/decode"
@@ -24,6 +23,9 @@ type worker struct {
 	conns      map[key]*conn
 	list       []*conn // the same connections, for sweeping in parts
 	cursor     int     // where the next sweep starts in list
+	oldest     *conn   // least recently seen connection (evicted first)
+	newest     *conn   // most recently seen connection
+	heap       heapWatch
 	maxConns   int
 	maxBuf     int64 // out-of-order bytes this worker may hold
 	buffered   int64
@@ -68,23 +70,17 @@ func (w *worker) packet(p *decode.Packet, ts time.Time) {
 			// only hold a table slot until it expires.
 			return
 		}
-		if len(w.conns) >= w.maxConns {
-			w.stats.ConnTableFull.Add(1)
+		if !w.admit(ts) {
 			return
 		}
-		c = &conn{id: ConnID{VNI: p.VNI, A: netip.AddrPortFrom(p.Src, p.SrcPort), B: netip.AddrPortFrom(p.Dst, p.DstPort)}}
-		c.h = w.newHandler(c.id)
-		c.key, c.idx = k, len(w.list)
+		c = &conn{key: k, idx: len(w.list), flipped: p.Src != k.lo || p.SrcPort != k.lp}
 		w.conns[k] = c
 		w.list = append(w.list, c)
-		w.stats.ConnsOpened.Add(1)
-		w.stats.OpenConns.Add(1)
+		w.stats.opened()
 	}
-	c.lastSeen = ts
-	dir := 0
-	if p.SrcPort != c.id.A.Port() || p.Src != c.id.A.Addr() {
-		dir = 1
-	}
+	c.lastSeen = ts.UnixNano()
+	w.touch(c)
+	dir := c.dirOf(p.Src, p.SrcPort)
 	if p.Flags&decode.RST != 0 {
 		w.stats.ConnsClosedRST.Add(1)
 		w.close(k, c, ts)
@@ -107,6 +103,9 @@ func (w *worker) packet(p *decode.Packet, ts time.Time) {
 		return
 	}
 	n := len(p.Payload) + p.Missing
+	if c.h == nil && (n > 0 || p.Flags&decode.FIN != 0) {
+		c.h = w.newHandler(c.id())
+	}
 	if n > 0 {
 		if !d.started {
 			// First seen mid-stream: the parser finds the next message start.
@@ -117,7 +116,7 @@ func (w *worker) packet(p *decode.Packet, ts time.Time) {
 	if p.Flags&decode.FIN != 0 && !d.finSeen {
 		d.finSeen = true
 		d.finSeq = p.Seq + uint32(n)
-		d.finTs = ts
+		d.finTs = ts.UnixNano()
 		if !d.started {
 			d.start(d.finSeq)
 		}
@@ -143,7 +142,7 @@ func (w *worker) finish(k key, c *conn, dir int, ts time.Time) bool {
 		return false
 	}
 	if n := seqDiff(d.finSeq, d.next); n > 0 {
-		if ts.Sub(d.finTs) <= w.cfg.ReorderWindow {
+		if ts.UnixNano()-d.finTs <= int64(w.cfg.ReorderWindow) {
 			return false
 		}
 		w.skipTo(c, dir, d.finSeq, int(n), ts)
@@ -152,7 +151,7 @@ func (w *worker) finish(k key, c *conn, dir int, ts time.Time) bool {
 		return false
 	}
 	d.ended = true
-	if !c.skipping {
+	if !c.skipping && c.h != nil {
 		c.h.End(dir, ts)
 	}
 	if c.dirs[1-dir].ended {
@@ -166,11 +165,7 @@ func (w *worker) finish(k key, c *conn, dir int, ts time.Time) bool {
 // isNewSYN tells a SYN that opens a new connection on c's 4-tuple from a
 // retransmission of the SYN that opened c.
 func (w *worker) isNewSYN(c *conn, p *decode.Packet) bool {
-	dir := 0
-	if p.SrcPort != c.id.A.Port() || p.Src != c.id.A.Addr() {
-		dir = 1
-	}
-	d := &c.dirs[dir]
+	d := &c.dirs[c.dirOf(p.Src, p.SrcPort)]
 	if d.synSeen {
 		return p.Seq != d.isn
 	}
@@ -472,6 +467,9 @@ func (w *worker) handOver(c *conn, dir int, p *pending) {
 		w.stats.SkippedBytes.Add(uint64(len(p.data)))
 		return
 	}
+	if c.h == nil {
+		return // no content came yet (made in packet): a gap tells a parser nothing
+	}
 	if !d.begun {
 		d.begun = true
 		if s, ok := c.h.(Starter); ok && d.atStart && len(p.data) > 0 {
@@ -555,12 +553,15 @@ func (w *worker) close(k key, c *conn, ts time.Time) {
 	for dir := range c.dirs {
 		if d := &c.dirs[dir]; d.finSeen && !d.ended {
 			d.ended = true
-			if !c.skipping {
+			if !c.skipping && c.h != nil {
 				c.h.End(dir, ts)
 			}
 		}
 	}
-	c.h.Close(ts)
+	if c.h != nil {
+		c.h.Close(ts)
+	}
+	w.unlink(c)
 	delete(w.conns, k)
 	last := w.list[len(w.list)-1]
 	w.list[c.idx] = last
@@ -568,6 +569,66 @@ func (w *worker) close(k key, c *conn, ts time.Time) {
 	w.list[len(w.list)-1] = nil
 	w.list = w.list[:len(w.list)-1]
 	w.stats.OpenConns.Add(-1)
+}
+
+// admit makes room for a new connection. When the table is full, or the
+// live heap is over Config.MaxHeapLive, the least recently seen connection
+// is closed to make room if it has been idle for Config.EvictIdle;
+// otherwise the new connection's segment is dropped. Either way whole
+// connections are shed, never parts of a stream, and each is counted by
+// its reason.
+func (w *worker) admit(ts time.Time) bool {
+	full := len(w.conns) >= w.maxConns
+	short := !full && w.heap.over(w.cfg.MaxHeapLive)
+	if !full && !short {
+		return true
+	}
+	if o := w.oldest; o != nil && w.cfg.EvictIdle > 0 && ts.UnixNano()-o.lastSeen >= int64(w.cfg.EvictIdle) {
+		if full {
+			w.stats.ConnsEvictedIdle.Add(1)
+		} else {
+			w.stats.ConnsEvictedMemory.Add(1)
+		}
+		w.close(o.key, o, ts)
+		return true
+	}
+	if full {
+		w.stats.ConnTableFull.Add(1)
+	} else {
+		w.stats.ConnsRefusedMemory.Add(1)
+	}
+	return false
+}
+
+// touch makes c the most recently seen connection.
+func (w *worker) touch(c *conn) {
+	if w.newest == c {
+		return
+	}
+	w.unlink(c)
+	c.older = w.newest
+	if w.newest != nil {
+		w.newest.newer = c
+	}
+	w.newest = c
+	if w.oldest == nil {
+		w.oldest = c
+	}
+}
+
+// unlink takes c out of the recency list.
+func (w *worker) unlink(c *conn) {
+	if c.older != nil {
+		c.older.newer = c.newer
+	} else if w.oldest == c {
+		w.oldest = c.newer
+	}
+	if c.newer != nil {
+		c.newer.older = c.older
+	} else if w.newest == c {
+		w.newest = c.older
+	}
+	c.older, c.newer = nil, nil
 }
 
 // sweepMin is how many connections a sweep looks at, at least; a larger
@@ -601,7 +662,7 @@ func (w *worker) advance(now time.Time) {
 // sweep looks at one connection; it reports whether c was closed (and so
 // removed from the list, another connection taking its place).
 func (w *worker) sweep(c *conn) bool {
-	if w.clock.Sub(c.lastSeen) > w.cfg.IdleTimeout {
+	if w.clock.UnixNano()-c.lastSeen > int64(w.cfg.IdleTimeout) {
 		w.stats.ConnsExpired.Add(1)
 		w.close(c.key, c, w.clock)
 		return true
@@ -616,7 +677,7 @@ func (w *worker) sweep(c *conn) bool {
 	if w.finish(c.key, c, 0, w.clock) || w.finish(c.key, c, 1, w.clock) {
 		return true
 	}
-	if !c.skipping {
+	if !c.skipping && c.h != nil {
 		c.h.Expire(w.clock)
 	}
 	return false

@@ -590,7 +590,8 @@ func TestIdleExpiry(t *testing.T) {
 	g := h.conn(5000, 6000)
 	g.cli = netip.AddrPortFrom(cliAP.Addr(), 50000)
 	g.handshake(30 * time.Second)
-	h.advance(60 * time.Second) // idle for 59.999s
+	g.c(0, []byte("G"), 0, 30*time.Second) // a handshake alone makes no handler
+	h.advance(60 * time.Second)            // idle for 59.999s
 	if h.recs[0].closes != 0 {
 		t.Fatalf("closed before the idle timeout")
 	}

@@ -896,14 +896,13 @@ func (c *Conn) peek(dir int, b []byte, ts time.Time) int {
 	return n
 }
 
-// startBody prepares a Content-Length body. The buffer is grown for the
-// length, but not beyond 64 KiB up front: a forged length must not reserve
-// MaxBodyBytes for a body that never comes.
+// startBody prepares a Content-Length body. No room is made ahead for the
+// length the head claims: keep grows the body (the message's own buffer,
+// perhaps recycled) as bytes arrive, so a connection that announces a body
+// and sends little of it (a slow client, a flood of them) holds only what
+// it sent, as the Budget counts it.
 func (c *Conn) startBody(d *side, n int64) {
 	d.phase, d.remain = phBody, n
-	if want := int(min(n, int64(c.cfg.MaxBodyBytes), 64<<10)); cap(d.body) < want && !d.omit {
-		d.body = slices.Grow(d.body[:0], want)
-	}
 }
 
 // aligned reports whether the queue is known to match the server's

@@ -22,8 +22,8 @@ var (
 // Buffers larger than these are not kept when a Message is recycled, so
 // that one large message does not pin its memory in the pool.
 const (
-	maxPooledHead    = 8 << 10
-	maxPooledBody    = 64 << 10
+	maxPooledHead    = 4 << 10
+	maxPooledBody    = 16 << 10
 	maxPooledHeaders = 64
 )
 

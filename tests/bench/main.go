@@ -40,7 +40,18 @@ func run(args []string, stdout io.Writer) error {
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of apitap's replays to this file")
 	memProfile := fs.String("memprofile", "", "write an allocation profile (after apitap's replays) to this file")
 	oursOnly := fs.Bool("ours-only", false, "skip the baseline (for profiling)")
+	memory := fs.Bool("memory", false, "memory mode: generate hostile captures into -dir and replay them through the sniffer binary, printing its peak RSS (make bench-memory)")
+	memScale := fs.Float64("memory-scale", 1, "memory mode: share of the connection counts and body sizes generated")
+	snifferBin := fs.String("sniffer", "", "memory mode: the sniffer binary (default: built from ./sniffer into -dir)")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *memory {
+		var names []string
+		if *only != "" {
+			names = strings.Split(*only, ",")
+		}
+		_, err := runMemory(memOptions{dir: *dir, sniffer: *snifferBin, runs: *runs, scale: *memScale, only: names, limit: 256}, stdout)
 		return err
 	}
 	if *doGen {
