@@ -39,11 +39,15 @@ func run(args []string, stdout io.Writer) error {
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of apitap's replays to this file")
 	memProfile := fs.String("memprofile", "", "write an allocation profile (after apitap's replays) to this file")
 	oursOnly := fs.Bool("ours-only", false, "skip the baseline (for profiling)")
+	kafka := fs.Bool("kafka", false, "measure the Kafka sink into the in-process broker instead of replaying the captures")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *doGen {
 		return gen(*dir, scenarios)
+	}
+	if *kafka {
+		return benchKafka(stdout, *runs, *cpuProfile)
 	}
 	var todo []scenario
 	for _, sc := range scenarios {
