@@ -63,7 +63,8 @@ vet: ## go vet and gofmt
 
 unit: ## unit, table and property tests
 	$(GO) test -count=1 ./internal/... ./sniffer/... ./events/... ./functions/... ./tests/bench/
-	$(GO) test -count=1 -race ./internal/flow/ ./internal/kafkasink/ ./internal/apiinventory/ ./internal/vnicount/
+	$(GO) test -count=1 -race ./internal/flow/ ./internal/kafkasink/ ./internal/apiinventory/ ./internal/vnicount/ ./internal/bufpool/ ./internal/histogram/
+	$(GO) test -count=1 -race -run TestRecordBuffersReleasedOnce ./sniffer/
 
 fuzz: ## run every fuzz target for FUZZTIME (default 5s)
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -11,13 +11,16 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/apitap/apitap/internal/bufpool"
 	"github.com/apitap/apitap/internal/flow"
 	"github.com/apitap/apitap/internal/http1"
 	"github.com/apitap/apitap/internal/record"
 	"github.com/apitap/apitap/internal/vnicount"
 )
 
-// Publisher takes ownership of key and value. It reports false when it
+// Publisher takes ownership of key and value: the key follows the value in
+// one buffer from bufpool.Get, which the publisher may bufpool.Put (the
+// value) once done with both. It reports false when it
 // dropped the record (and counted why). last is the capture time of the
 // exchange's last packet (the response's, or the request's when pending):
 // the start of the record's delivery latency.
@@ -217,15 +220,19 @@ func (r *Recorder) emit(id flow.ConnID, ex *http1.Exchange) {
 	if ex.Response != nil {
 		size += len(ex.Response.Body) + headerSize(ex.Response.Headers)
 	}
-	value, cut := record.Encode(make([]byte, 0, min(size+size/8, r.cfg.MaxRecordBytes+1024)), &rec, &r.opts)
+	// The key goes after the value in the same buffer (96 bytes hold any
+	// key), so that the publisher releases both with bufpool.Put(value).
+	buf := bufpool.Get(min(size+size/8, r.cfg.MaxRecordBytes+1024) + 96)[:0]
+	value, cut := record.Encode(buf, &rec, &r.opts)
 	if len(value) > r.cfg.MaxRecordBytes {
 		r.stats.TooLarge.Add(1)
+		bufpool.Put(value)
 		return
 	}
 	if cut {
 		r.stats.Cut.Add(1)
 	}
-	key := record.AppendKey(make([]byte, 0, 96), id.VNI, client, server)
+	key := record.AppendKey(value[len(value):], id.VNI, client, server)
 	last := req.End
 	if ex.Response != nil {
 		last = ex.Response.End
