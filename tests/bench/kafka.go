@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/apitap/apitap/internal/embedded"
+	"github.com/apitap/apitap/internal/histogram"
 	"github.com/apitap/apitap/internal/kafkasink"
 	"github.com/apitap/apitap/internal/record"
 )
@@ -109,15 +110,7 @@ func publishAll(cfg kafkasink.Config, keys, values [][]byte, n int) (kafkaRun, e
 	}
 	defer br.Close()
 	cfg.Brokers = []string{br.Addr()}
-	if v := os.Getenv("XB"); v != "" {
-		cfg.BatchSize, _ = strconv.Atoi(v)
-	}
-	if v := os.Getenv("XL"); v != "" {
-		cfg.Linger, _ = time.ParseDuration(v)
-	}
-	if v := os.Getenv("XQ"); v != "" {
-		cfg.QueueSize, _ = strconv.Atoi(v)
-	}
+
 	cfg.Block = true
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	s, err := kafkasink.New(cfg)
@@ -147,6 +140,55 @@ func publishAll(cfg kafkasink.Config, keys, values [][]byte, n int) (kafkaRun, e
 		return kafkaRun{}, fmt.Errorf("kafka: delivered %d of %d records", d, n+1000)
 	}
 	return kafkaRun{perSec: float64(n) / wall.Seconds(), mallocs: float64(m1.Mallocs-m0.Mallocs) / float64(n)}, nil
+}
+
+// kafkaPaced publishes at rate records/s for d, each with its publish time as
+// its capture time, and returns the sink's delivery latency histogram: the
+// time from Publish to the broker's acknowledgement. The publisher sends
+// what is due every millisecond, as records arrive from the workers live.
+func kafkaPaced(cfg kafkasink.Config, keys, values [][]byte, rate float64, d time.Duration) (histogram.Snapshot, error) {
+	br, err := embedded.Start("", kafkasink.DefaultTopic, kafkaPartitions)
+	if err != nil {
+		return histogram.Snapshot{}, err
+	}
+	defer br.Close()
+	cfg.Brokers = []string{br.Addr()}
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	// Block, so that a burst the queue cannot take shows as latency (the
+	// capture time is taken before Publish waits) instead of as drops.
+	cfg.Block = true
+	s, err := kafkasink.New(cfg)
+	if err != nil {
+		return histogram.Snapshot{}, err
+	}
+	// Warm up without a capture time, so that metadata lookups and the
+	// first connections are not in the figures.
+	for i := range 1000 {
+		s.Publish(keys[i%len(keys)], values[i%len(values)], time.Time{})
+	}
+	for s.Stats().Delivered.Load() < 1000 {
+		time.Sleep(time.Millisecond)
+	}
+	t0 := time.Now()
+	sent := 0
+	for {
+		now := time.Now()
+		elapsed := now.Sub(t0)
+		if elapsed >= d {
+			break
+		}
+		for due := int(rate * elapsed.Seconds()); sent < due; sent++ {
+			s.Publish(keys[sent%len(keys)], values[sent%len(values)], time.Now())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := s.Close(context.Background()); err != nil {
+		return histogram.Snapshot{}, err
+	}
+	if failed := s.Stats().Failed.Load(); failed > 0 {
+		return histogram.Snapshot{}, fmt.Errorf("kafka: %d of %d paced records failed", failed, sent)
+	}
+	return s.DeliveryLatency(), nil
 }
 
 // benchKafka prints the kafka-go Writer's throughput into the in-process
@@ -185,12 +227,29 @@ func benchKafka(stdout io.Writer, runs int, cpuProfile string) error {
 				rates = append(rates, r.perSec)
 				allocs = append(allocs, r.mallocs)
 			}
-			runtime.GOMAXPROCS(prev)
 			rate := medianFloat(rates)
 			who := fmt.Sprintf("%d core(s), %s", procs, compression)
 			kafkaLine(stdout, who, "records/s", "%.0f", rate)
 			kafkaLine(stdout, who, "allocs/record", "%.2f", medianFloat(allocs))
 			kafkaLine(stdout, who, fmt.Sprintf("ratio to the %d records/s target", kafkaTarget), "%.2fx", rate/kafkaTarget)
+			if compression != kafkasink.DefaultCompression {
+				runtime.GOMAXPROCS(prev)
+				continue
+			}
+			var p50s, p99s []float64
+			for range runs {
+				h, err := kafkaPaced(kafkasink.Config{Compression: compression}, keys, values, rate/2, 2*time.Second)
+				if err != nil {
+					runtime.GOMAXPROCS(prev)
+					return err
+				}
+				p50s = append(p50s, h.Quantile(0.5).Seconds()*1000)
+				p99s = append(p99s, h.Quantile(0.99).Seconds()*1000)
+			}
+			runtime.GOMAXPROCS(prev)
+			fig := fmt.Sprintf("publish→ack ms at %.0f records/s, p50", rate/2)
+			kafkaLine(stdout, who, fig, "%.1f", medianFloat(p50s))
+			kafkaLine(stdout, who, fig[:len(fig)-3]+"p99", "%.1f", medianFloat(p99s))
 		}
 	}
 	return nil
