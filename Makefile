@@ -15,7 +15,7 @@ FUZZ_TARGETS := \
 	./internal/apiinventory:FuzzTemplate \
 	./internal/record:FuzzEncode
 
-.PHONY: connections preflight status help build build-sniffer-arm64 build-functions demo test deps unit fuzz e2e scenario moto bench bench-data bench-pipeline bench-memory vet clean invoke sim infra-deps synth policy infra-test
+.PHONY: connections preflight status help build build-sniffer-arm64 build-functions demo test deps unit fuzz e2e scenario moto bench bench-data bench-pipeline bench-memory bench-kafka vet clean invoke sim infra-deps synth policy infra-test
 
 FUNCTIONS := instance-events stack-events reconcile teardown connections preflight status
 FN ?= instance-events
@@ -64,7 +64,8 @@ vet: ## go vet and gofmt
 
 unit: ## unit, table and property tests
 	$(GO) test -count=1 ./internal/... ./sniffer/... ./events/... ./functions/... ./tests/bench/
-	$(GO) test -count=1 -race ./internal/flow/ ./internal/kafkasink/ ./internal/apiinventory/ ./internal/vnicount/
+	$(GO) test -count=1 -race ./internal/flow/ ./internal/kafkasink/ ./internal/apiinventory/ ./internal/vnicount/ ./internal/bufpool/ ./internal/histogram/
+	$(GO) test -count=1 -race -run TestRecordBuffersReleasedOnce ./sniffer/
 
 fuzz: ## run every fuzz target for FUZZTIME (default 5s)
 	@set -e; for t in $(FUZZ_TARGETS); do \
@@ -104,9 +105,10 @@ infra-test: build-functions build-sniffer-arm64 infra-deps ## CDK assertions, cd
 
 test: vet unit fuzz e2e scenario moto infra-test ## every test: what CI runs
 
-bench: ## benchmarks (decode, reassembly, HTTP parsing, record encoding) with allocations, then the pipeline figures (bench-pipeline)
+bench: ## benchmarks (decode, reassembly, HTTP parsing, record encoding) with allocations, then the pipeline figures (bench-pipeline) and the Kafka figures (bench-kafka)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 5 ./internal/...
 	@$(MAKE) --no-print-directory bench-pipeline
+	@$(MAKE) --no-print-directory bench-kafka
 
 bench-data: ## generate the pipeline benchmark's VXLAN captures into bench-data/ (git-ignored, ~470 MB, deterministic)
 	$(GO) run ./tests/bench -gen -dir $(BENCH_DATA)
@@ -117,6 +119,9 @@ bench-pipeline: ## replay bench-data/ through apitap and a net/http baseline in 
 
 bench-memory: ## the sniffer binary's peak RSS with default limits under hostile captures (partial requests, SYN flood, endless bodies, gzip bomb, GOMEMLIMIT), generated into bench-data/ (README "Performance")
 	$(GO) run ./tests/bench -memory -dir $(BENCH_DATA) -runs $(BENCH_RUNS)
+
+bench-kafka: ## the Kafka sink (kafka-go Writer) into the in-process broker: records/s on 1 core and all, allocs/record, publish→ack p50/p99 at half the peak (README "Performance")
+	$(GO) run ./tests/bench -kafka -runs $(BENCH_RUNS)
 
 clean: ## remove build output
 	rm -rf bin cdk.out

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/apitap/apitap/internal/contract"
+	"github.com/apitap/apitap/internal/histogram"
 	"github.com/apitap/apitap/internal/vnicount"
 )
 
@@ -162,6 +163,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	s.recorderStats.Each(counter("recorder"))
 	if sink := s.sink; sink != nil {
 		sink.Stats().Each(counter("kafka"))
+		ch <- latencyHistogram(kafkaDeliveryLatencyDesc, sink.DeliveryLatency())
 	}
 	c.collectVNIs(ch)
 	if inv := s.inventory; inv != nil {
@@ -179,6 +181,9 @@ var (
 	// is the sum over VNIs.
 	vniRateLimitedDesc = prometheus.NewDesc("apitap_sniffer_vni_rate_limited_total", "Records dropped by -vni-rate-limit, per VNI (at most -max-vnis VNIs, the rest as vni=\"other\").", []string{contract.PromLabelVNI}, nil)
 
+	// kafkaDeliveryLatencyDesc: the live benchmark reads it by this name.
+	kafkaDeliveryLatencyDesc = prometheus.NewDesc("apitap_sniffer_kafka_delivery_latency_seconds", "Time from the capture of an exchange's last packet to the broker's acknowledgement of its record.", nil, nil)
+
 	inventoryEndpointsDesc = prometheus.NewDesc("apitap_sniffer_inventory_endpoints", "Endpoints kept in the API inventory (at most -inventory-max-endpoints).", nil, nil)
 	inventoryDroppedDesc   = prometheus.NewDesc("apitap_sniffer_inventory_dropped_total", "Records of endpoints the API inventory did not keep because it was full.", nil, nil)
 )
@@ -195,6 +200,15 @@ func (c collector) collectVNIs(ch chan<- prometheus.Metric) {
 	c.s.rec.EachRateLimited(func(vni uint32, other bool, n uint64) {
 		ch <- prometheus.MustNewConstMetric(vniRateLimitedDesc, prometheus.CounterValue, float64(n), vniLabel(vni, other))
 	})
+}
+
+// latencyHistogram turns a histogram snapshot into a Prometheus histogram.
+func latencyHistogram(desc *prometheus.Desc, h histogram.Snapshot) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(h.Bounds))
+	for i, b := range h.Bounds {
+		buckets[b.Seconds()] = h.Cumulative[i]
+	}
+	return prometheus.MustNewConstHistogram(desc, h.Count, h.Sum.Seconds(), buckets)
 }
 
 func vniLabel(vni uint32, other bool) string {

@@ -153,6 +153,20 @@ func TestLiveToKafka(t *testing.T) {
 			if !strings.Contains(metrics, `apitap_sniffer_decode_total{reason="ok"}`) {
 				t.Error("/metrics lacks decode outcomes")
 			}
+			// Every delivered record had a capture time: one observation
+			// each, in a histogram with a 50 ms bucket (the live benchmark
+			// reads p99 from it).
+			for _, l := range []string{
+				fmt.Sprintf("apitap_sniffer_kafka_delivery_latency_seconds_count %d", n),
+				fmt.Sprintf(`apitap_sniffer_kafka_delivery_latency_seconds_bucket{le="+Inf"} %d`, n),
+				`apitap_sniffer_kafka_delivery_latency_seconds_bucket{le="0.05"} `,
+				`apitap_sniffer_kafka_delivery_latency_seconds_bucket{le="10"} `,
+				`apitap_sniffer_kafka_delivery_latency_seconds_sum `,
+			} {
+				if !strings.Contains(metrics, l) {
+					t.Errorf("/metrics lacks %s:\n%s", l, grep(metrics, "latency"))
+				}
+			}
 			break
 		}
 		if time.Now().After(deadline) {

@@ -16,6 +16,7 @@ import (
 	"github.com/segmentio/kafka-go/sasl/aws_msk_iam_v2"
 
 	"github.com/apitap/apitap/internal/apiinventory"
+	"github.com/apitap/apitap/internal/bufpool"
 	"github.com/apitap/apitap/internal/capture"
 	"github.com/apitap/apitap/internal/embedded"
 	"github.com/apitap/apitap/internal/flow"
@@ -54,6 +55,9 @@ type sniffer struct {
 	// started, when set, is told the bound addresses once live capture
 	// runs (tests listen on port 0).
 	started func(udp, admin net.Addr)
+	// released, when set, sees every record buffer just before it goes
+	// back to bufpool (tests overwrite it to catch early releases).
+	released func(buf []byte)
 }
 
 func newSniffer(ctx context.Context, o *options, log *slog.Logger, stdout io.Writer) (_ *sniffer, err error) {
@@ -96,6 +100,7 @@ func newSniffer(ctx context.Context, o *options, log *slog.Logger, stdout io.Wri
 	}
 	if len(o.kafkaCfg.Brokers) > 0 {
 		o.kafkaCfg.Logger = log
+		o.kafkaCfg.Release = s.release
 		if s.sink, err = kafkasink.New(o.kafkaCfg); err != nil {
 			return nil, err
 		}
@@ -125,16 +130,32 @@ func newSniffer(ctx context.Context, o *options, log *slog.Logger, stdout io.Wri
 	return s, nil
 }
 
-// Publish fans a record out to the Kafka sink and the line writer.
+// Publish fans a record out to the line writer and the Kafka sink, and
+// releases its buffer once both are done with it: the line writer copies the
+// record before returning, so it goes first; the sink then owns the buffer
+// and releases it (Config.Release) once the broker acknowledged the record,
+// or it failed or was dropped. Without a sink the buffer is released here.
 func (s *sniffer) Publish(key, value []byte, last time.Time) bool {
 	ok := true
 	if s.lines != nil {
 		ok = s.lines.write(value) && ok
 	}
-	if s.sink != nil {
-		ok = s.sink.Publish(key, value, last) && ok
+	if s.sink == nil {
+		s.release(key, value)
+		return ok
 	}
-	return ok
+	return s.sink.Publish(key, value, last) && ok
+}
+
+// release returns a record's buffer to bufpool. The recorder encodes the key
+// after the value in one buffer from bufpool.Get, so the value's capacity
+// covers the key; a key in a buffer of its own is left to the garbage
+// collector. Called once per record, from any goroutine.
+func (s *sniffer) release(_, value []byte) {
+	if s.released != nil {
+		s.released(value[:cap(value)])
+	}
+	bufpool.Put(value)
 }
 
 // Observe counts a published record per VNI and in the API inventory.

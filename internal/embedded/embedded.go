@@ -21,6 +21,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
+// segmentBytes is the size at which the broker starts a new segment.
+const segmentBytes = 8 << 20
+
 // Broker is a single in-process broker. Addr and Close are safe to call
 // concurrently; Close may be called more than once.
 type Broker struct {
@@ -78,9 +81,16 @@ func start(addr, topic string, partitions int, maxBytes int64) (*Broker, error) 
 	if topic != "" {
 		opts = append(opts, kfake.SeedTopics(int32(partitions), topic))
 	}
+	// kfake keeps each segment in one slice that doubles as it grows,
+	// copying under the partition's lock: at its default of 100 MB a
+	// segment stalls produce requests for tens of milliseconds at each
+	// doubling. Small segments keep every copy short, and let retention
+	// (which drops whole segments) keep memory near maxBytes.
+	configs := map[string]string{"log.segment.bytes": strconv.Itoa(segmentBytes)}
 	if maxBytes > 0 {
-		opts = append(opts, kfake.BrokerConfigs(map[string]string{"log.retention.bytes": strconv.FormatInt(maxBytes, 10)}))
+		configs["log.retention.bytes"] = strconv.FormatInt(maxBytes, 10)
 	}
+	opts = append(opts, kfake.BrokerConfigs(configs))
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("embedded: starting broker on %s: %w", listenAddr, err)

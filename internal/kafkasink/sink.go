@@ -29,6 +29,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/apitap/apitap/internal/histogram"
 )
 
 // logEvery is the least time between two log lines about the same kind of
@@ -51,6 +53,7 @@ type Sink struct {
 	probe      *kafka.Client
 	log        *slog.Logger
 	stats      Stats
+	latency    *histogram.Histogram // capture of the last packet → broker's acknowledgement
 
 	mu        sync.Mutex
 	room      sync.Cond // signalled when held drops and when Close starts; L is &mu
@@ -131,6 +134,7 @@ func New(cfg Config) (*Sink, error) {
 		dropLog:    rateLimit{every: logEvery},
 	}
 	s.room.L = &s.mu
+	s.latency, _ = histogram.New(LatencyBuckets) // valid: a test checks LatencyBuckets
 	s.w = &kafka.Writer{
 		Addr:         addr,
 		Topic:        c.Topic,
@@ -164,8 +168,29 @@ func (s *Sink) MaxPayload() int { return s.maxPayload }
 // Stats returns the sink's counters, live. Safe to read concurrently.
 func (s *Sink) Stats() *Stats { return &s.stats }
 
+// LatencyBuckets are the upper bounds of the delivery latency histogram,
+// from 1 ms to 10 s, finer around 50 ms so that a p99 at or below 50 ms can
+// be read from it.
+var LatencyBuckets = []time.Duration{
+	1 * time.Millisecond, 2500 * time.Microsecond, 5 * time.Millisecond,
+	10 * time.Millisecond, 15 * time.Millisecond, 20 * time.Millisecond,
+	25 * time.Millisecond, 30 * time.Millisecond, 40 * time.Millisecond,
+	50 * time.Millisecond, 75 * time.Millisecond, 100 * time.Millisecond,
+	250 * time.Millisecond, 500 * time.Millisecond, 1 * time.Second,
+	2500 * time.Millisecond, 5 * time.Second, 10 * time.Second,
+}
+
+// DeliveryLatency returns the histogram of delivery latencies so far: for
+// each delivered message published with a non-zero last, the time from last
+// to the writer's completion callback (the broker's acknowledgement, with
+// RequiredAcks "all"). Safe to call concurrently.
+func (s *Sink) DeliveryLatency() histogram.Snapshot { return s.latency.Snapshot() }
+
 // Publish enqueues one message. Ownership of key and value passes to the sink:
 // the caller must not modify them afterwards (Config.Release hands them back).
+// last is when the record's data was captured (the exchange's last packet):
+// the start of its delivery latency (DeliveryLatency); zero leaves the
+// message out of it.
 //
 // Publish never blocks unless Config.Block: when the queue is full (in
 // messages or in bytes) the message is dropped, counted as
@@ -176,7 +201,7 @@ func (s *Sink) Stats() *Stats { return &s.stats }
 // queued, which does not mean it will be delivered (see Stats).
 //
 // Safe to call concurrently.
-func (s *Sink) Publish(key, value []byte, _ time.Time) bool {
+func (s *Sink) Publish(key, value []byte, last time.Time) bool {
 	n := int64(len(key) + len(value))
 	if n > int64(s.maxPayload) {
 		s.stats.DroppedTooLarge.Add(1)
@@ -189,6 +214,13 @@ func (s *Sink) Publish(key, value []byte, _ time.Time) bool {
 	}
 
 	msg := kafka.Message{Key: key, Value: value, Time: time.Now()}
+	if !last.IsZero() {
+		// The writer neither sends nor touches HighWaterMark (a reader's
+		// field): it carries last to the completion callback without the
+		// allocation WriterData would cost. TestDeliveryLatency fails if a
+		// kafka-go upgrade changes that.
+		msg.HighWaterMark = last.UnixNano()
+	}
 	s.mu.Lock()
 	for {
 		if s.closing {
@@ -413,7 +445,15 @@ func (s *Sink) completion(msgs []kafka.Message, err error) {
 	if err != nil {
 		err = fmt.Errorf("kafka: writing to topic %s: %w", s.cfg.Topic, err)
 	}
-	s.lastDone.Store(time.Now().UnixNano())
+	now := time.Now()
+	s.lastDone.Store(now.UnixNano())
+	if err == nil {
+		for i := range msgs {
+			if last := msgs[i].HighWaterMark; last != 0 {
+				s.latency.Observe(time.Duration(now.UnixNano() - last))
+			}
+		}
+	}
 	s.noteResult(err, len(msgs))
 	s.account(msgs, err)
 	if s.inflight.Add(-int64(len(msgs))) == 0 {

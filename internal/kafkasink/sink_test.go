@@ -162,7 +162,7 @@ func TestBrokerDown(t *testing.T) {
 	start := time.Now()
 	accepted := 0
 	for i := 0; i < n; i++ {
-		if s.Publish([]byte(fmt.Sprintf("conn-%d", i%7)), value, time.Time{}) {
+		if s.Publish([]byte(fmt.Sprintf("conn-%d", i%7)), value, time.Now()) {
 			accepted++
 		}
 	}
@@ -198,6 +198,9 @@ func TestBrokerDown(t *testing.T) {
 	m := statsMap(st)
 	if m["enqueued"] != m["failed"] || m["delivered"] != 0 || m["queue_messages"] != 0 {
 		t.Errorf("after Close: %v, want every enqueued message failed", m)
+	}
+	if n := s.DeliveryLatency().Count; n != 0 {
+		t.Errorf("delivery latency observed %d failed messages", n)
 	}
 }
 

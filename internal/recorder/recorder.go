@@ -11,14 +11,17 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/apitap/apitap/internal/bufpool"
 	"github.com/apitap/apitap/internal/flow"
 	"github.com/apitap/apitap/internal/http1"
 	"github.com/apitap/apitap/internal/record"
 	"github.com/apitap/apitap/internal/vnicount"
 )
 
-// Publisher takes ownership of key and value. It reports false when it
-// dropped the record (and counted why). last is the capture time of the
+// Publisher takes ownership of key and value: the key follows the value in
+// one buffer from bufpool.Get, which the publisher may bufpool.Put (the
+// value) once done with both. It reports false when it dropped the record
+// (and counted why). last is the capture time of the
 // exchange's last packet (the response's, or the request's when pending):
 // the start of the record's delivery latency.
 type Publisher interface {
@@ -64,17 +67,6 @@ type Config struct {
 	// Volume says which connections and exchanges are recorded. The zero
 	// value records all.
 	Volume Volume
-	// Alloc returns an empty buffer of at least n bytes' capacity for a
-	// record (its value, then its key); the publisher owns it from Publish
-	// on and may give it back to where Alloc took it. Default make.
-	Alloc func(n int) []byte
-}
-
-func (c *Config) alloc(n int) []byte {
-	if c.Alloc != nil {
-		return c.Alloc(n)
-	}
-	return make([]byte, 0, n)
 }
 
 // Validate reports settings that cannot work.
@@ -310,18 +302,18 @@ func (h *connRules) emit(ex *http1.Exchange) {
 	if ex.Response != nil {
 		size += len(ex.Response.Body) + headerSize(ex.Response.Headers)
 	}
-	// One buffer holds the value and, after it, the key.
-	buf, cut := record.Encode(r.cfg.alloc(min(size+size/8, r.cfg.MaxRecordBytes+1024)), &rec, &r.opts)
-	if len(buf) > r.cfg.MaxRecordBytes {
+	// The key goes after the value in the same buffer (96 bytes hold any
+	// key), so that the publisher releases both with bufpool.Put(value).
+	value, cut := record.Encode(bufpool.Get(min(size+size/8, r.cfg.MaxRecordBytes+1024) + 96)[:0], &rec, &r.opts)
+	if len(value) > r.cfg.MaxRecordBytes {
 		r.stats.TooLarge.Add(1)
+		bufpool.Put(value)
 		return
 	}
 	if cut {
 		r.stats.Cut.Add(1)
 	}
-	n := len(buf)
-	buf = record.AppendKey(buf, id.VNI, client, server)
-	value, key := buf[:n], buf[n:]
+	key := record.AppendKey(value[len(value):], id.VNI, client, server)
 	if !r.pub.Publish(key, value, last) {
 		r.stats.Refused.Add(1)
 		return
@@ -333,7 +325,7 @@ func (h *connRules) emit(ex *http1.Exchange) {
 	if r.cfg.Observer != nil {
 		r.cfg.Observer.Observe(Observation{
 			VNI: id.VNI, Host: hostOf(req.Headers), Server: server, Method: req.Method, Target: req.Target,
-			Status: rec.StatusCode, Pending: rec.Pending, Bytes: n, Time: req.Time,
+			Status: rec.StatusCode, Pending: rec.Pending, Bytes: len(value), Time: req.Time,
 		})
 	}
 }

@@ -43,6 +43,7 @@ func run(args []string, stdout io.Writer) error {
 	memory := fs.Bool("memory", false, "memory mode: generate hostile captures into -dir and replay them through the sniffer binary, printing its peak RSS (make bench-memory)")
 	memScale := fs.Float64("memory-scale", 1, "memory mode: share of the connection counts and body sizes generated")
 	snifferBin := fs.String("sniffer", "", "memory mode: the sniffer binary (default: built from ./sniffer into -dir)")
+	kafka := fs.Bool("kafka", false, "measure the Kafka sink into the in-process broker instead of replaying the captures")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -56,6 +57,9 @@ func run(args []string, stdout io.Writer) error {
 	}
 	if *doGen {
 		return gen(*dir, scenarios)
+	}
+	if *kafka {
+		return benchKafka(stdout, *runs, *cpuProfile)
 	}
 	var todo []scenario
 	for _, sc := range scenarios {

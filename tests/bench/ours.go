@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/apitap/apitap/internal/bufpool"
 	"github.com/apitap/apitap/internal/capture"
 	"github.com/apitap/apitap/internal/flow"
 	"github.com/apitap/apitap/internal/http1"
@@ -25,6 +26,7 @@ type verifier struct {
 
 func (v *verifier) Publish(_, value []byte, _ time.Time) bool {
 	v.check(value)
+	bufpool.Put(value) // as the sniffer's Kafka sink does once delivered
 	return true
 }
 
