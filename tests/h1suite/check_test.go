@@ -45,3 +45,33 @@ func TestWrongPairsCatches(t *testing.T) {
 		}
 	}
 }
+
+// TestFieldDiffsCatches shows that the field comparison of TestSuite fails
+// on each field it compares.
+func TestFieldDiffsCatches(t *testing.T) {
+	want := []suiteRequest{{Method: "POST", Target: "/a", Version: "HTTP/1.1", Headers: [][2]string{{"HOST", "x"}}, Body: "hi"}}
+	good := message{method: "POST", target: "/a", proto: "HTTP/1.1", headers: []record.Header{{Name: "Host", Value: "x"}}, body: []byte("hi")}
+	if d := fieldDiffs([]exchange{{req: good}}, want, true); len(d) != 0 {
+		t.Errorf("equal requests reported different: %q", d)
+	}
+	for kind, change := range map[string]func(*message){
+		"method":  func(m *message) { m.method = "PUT" },
+		"target":  func(m *message) { m.target = "/b" },
+		"version": func(m *message) { m.proto = "HTTP/1.0" },
+		"headers": func(m *message) { m.headers = []record.Header{{Name: "Host", Value: "y"}} },
+		"body":    func(m *message) { m.body = []byte("ho") },
+	} {
+		m := good
+		change(&m)
+		d := fieldDiffs([]exchange{{req: m}}, want, true)
+		if len(d) != 1 || !strings.HasPrefix(d[0], kind+":") {
+			t.Errorf("%s changed: fieldDiffs = %q, want one %q difference", kind, d, kind)
+		}
+	}
+	if d := fieldDiffs(nil, want, true); len(d) != 1 || !strings.HasPrefix(d[0], "missing:") {
+		t.Errorf("nothing emitted: fieldDiffs = %q, want a missing request", d)
+	}
+	if d := fieldDiffs([]exchange{{req: good}, {req: good}}, want, true); len(d) != 1 || !strings.HasPrefix(d[0], "extra:") {
+		t.Errorf("two emitted: fieldDiffs = %q, want an extra request", d)
+	}
+}
