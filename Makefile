@@ -63,8 +63,8 @@ vet: ## go vet and gofmt
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 
 unit: ## unit, table and property tests
-	$(GO) test -count=1 ./internal/... ./sniffer/... ./events/... ./functions/... ./tests/bench/
-	$(GO) test -count=1 -race ./internal/flow/ ./internal/kafkasink/ ./internal/apiinventory/ ./internal/vnicount/ ./internal/bufpool/ ./internal/histogram/
+	$(GO) test -count=1 ./internal/... ./sniffer/... ./events/... ./functions/... ./tests/bench/ ./tests/h1suite/...
+	$(GO) test -count=1 -race ./internal/flow/ ./internal/http1/ ./internal/recorder/ ./internal/kafkasink/ ./internal/apiinventory/ ./internal/vnicount/ ./internal/bufpool/ ./internal/histogram/
 	$(GO) test -count=1 -race -run TestRecordBuffersReleasedOnce ./sniffer/
 
 fuzz: ## run every fuzz target for FUZZTIME (default 5s)
