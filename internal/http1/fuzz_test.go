@@ -211,6 +211,12 @@ func fuzzConversation(t *testing.T, script []byte) {
 	}
 	seen := map[string]bool{}
 	var pairs int
+	// Half the scripts (by length) run with a Filter: it drops and keeps
+	// only the heads of some exchanges, which must pair all the same.
+	var f *fuzzFilter
+	if len(script)%2 == 1 {
+		f = &fuzzFilter{}
+	}
 	emit := func(x *Exchange) {
 		if x.Request == nil {
 			t.Fatalf("exchange without request")
@@ -218,6 +224,23 @@ func fuzzConversation(t *testing.T, script []byte) {
 		s := byTarget[x.Request.Target]
 		if s == nil {
 			t.Fatalf("unknown request %s %q", x.Request.Method, x.Request.Target)
+		}
+		reqBody, respBody := s.reqBody, s.respBody
+		if f != nil {
+			switch f.request(x.Request.Target) {
+			case Drop:
+				t.Fatalf("%s emitted, but the filter dropped it", s.target)
+			case KeepHead:
+				reqBody = ""
+			}
+			if x.Response != nil {
+				switch f.response(x.Response.StatusCode) {
+				case Drop:
+					t.Fatalf("%s emitted with status %d, which the filter dropped", s.target, x.Response.StatusCode)
+				case KeepHead:
+					respBody = ""
+				}
+			}
 		}
 		if seen[s.target] {
 			t.Fatalf("%s emitted twice", s.target)
@@ -229,7 +252,7 @@ func fuzzConversation(t *testing.T, script []byte) {
 		if x.Request.Method != s.method {
 			t.Fatalf("%s: method %q, want %q", s.target, x.Request.Method, s.method)
 		}
-		checkBody(t, s.target+" request", x.Request, s.reqBody, false, cfg)
+		checkBody(t, s.target+" request", x.Request, reqBody, false, cfg)
 		if x.Response == nil {
 			return
 		}
@@ -246,9 +269,18 @@ func fuzzConversation(t *testing.T, script []byte) {
 		if x.Response.StatusCode != s.status {
 			t.Fatalf("%s: status %d, want %d", s.target, x.Response.StatusCode, s.status)
 		}
-		checkBody(t, s.target+" response", x.Response, s.respBody, s.gzip, cfg)
+		checkBody(t, s.target+" response", x.Response, respBody, s.gzip && respBody != "", cfg)
 	}
 	c := NewConn(&cfg, nil, emit)
+	wantPairs := len(specs)
+	if f != nil {
+		c.SetFilter(f)
+		for _, s := range specs {
+			if f.request(s.target) == Drop || f.response(s.status) == Drop {
+				wantPairs--
+			}
+		}
+	}
 
 	ts := t0
 	lost, expired := false, false
@@ -327,10 +359,40 @@ func fuzzConversation(t *testing.T, script []byte) {
 	c.Close(ts)
 
 	complete := !lost && !expired && cfg.MaxHeaderBytes == 0 && (!pipelined || cfg.MaxPending >= len(specs))
-	if complete && pairs != len(specs) {
-		t.Fatalf("%d pairs emitted, want %d", pairs, len(specs))
+	if complete && pairs != wantPairs {
+		t.Fatalf("%d pairs emitted, want %d", pairs, wantPairs)
 	}
 }
+
+// fuzzFilter drops the exchanges of targets /r/<id> with id%4 == 1 and of
+// 404 responses, and keeps only the head of targets with id%4 == 2 and of
+// 500 responses.
+type fuzzFilter struct{}
+
+func (fuzzFilter) request(target string) Verdict {
+	id, _ := strconv.Atoi(strings.TrimPrefix(target, "/r/"))
+	switch id % 4 {
+	case 1:
+		return Drop
+	case 2:
+		return KeepHead
+	}
+	return Keep
+}
+
+func (fuzzFilter) response(status int) Verdict {
+	switch status {
+	case 404:
+		return Drop
+	case 500:
+		return KeepHead
+	}
+	return Keep
+}
+
+func (f *fuzzFilter) Request(_ int, req *Message) Verdict { return f.request(req.Target) }
+
+func (f *fuzzFilter) Response(_, resp *Message) Verdict { return f.response(resp.StatusCode) }
 
 // checkBody checks a body against what was sent: the same, or a prefix of it
 // when cut; nothing when a gzip body was not decoded (it is binary).
