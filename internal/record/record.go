@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"math/bits"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -306,71 +307,140 @@ func bytesOf[T string | []byte](s T) []byte {
 	return nil
 }
 
-// appendEscapedN copies runs of plain bytes at once, finding the next byte
-// that needs a look 8 bytes at a time, and escapes the rest (twice when
-// twice is set).
+// appendEscapedN escapes s onto b (twice when twice is set). It works in
+// place in b's spare capacity on 8 bytes at a time: a word without a byte
+// that needs a look is stored as is; in one with some, each flagged byte
+// is visited through the word's mask, the plain bytes before it stored
+// with one shifted store, so that JSON bodies (a quote every few bytes)
+// cost a few operations per quote and no copy call.
 func appendEscapedN(b, s []byte, twice bool) []byte {
-	start, i := 0, 0
+	const slack = 64 // a word of 8 escapes of at most 7 bytes, and an 8-byte store
+	j := len(b)
+	dst := b[:cap(b)]
+	i := 0
 	for i < len(s) {
-		if i+8 <= len(s) {
-			m := special8(binary.LittleEndian.Uint64(s[i:]))
-			if m == 0 {
-				i += 8
+		if len(dst)-j < slack {
+			dst = slices.Grow(dst[:j], len(s)-i+len(s)/8+slack)
+			dst = dst[:cap(dst)]
+		}
+		if i+8 > len(s) {
+			// The tail, a byte at a time.
+			c := s[i]
+			switch class[c] {
+			case clPlain:
+				dst[j] = c
+				i, j = i+1, j+1
+			case clEscape:
+				j = putEscape(dst, j, c, twice)
+				i++
+			default:
+				i, j = putRune(dst, j, s, i, twice)
+			}
+			continue
+		}
+		x := binary.LittleEndian.Uint64(s[i:])
+		m := special8(x)
+		p := uint(0) // the word's bytes before p are done
+		for ; m != 0; m &= m - 1 {
+			k := uint(bits.TrailingZeros64(m) >> 3)
+			c := byte(x >> (8 * k))
+			cl := class[c]
+			if cl == clPlain {
+				continue // flagged by a borrow from the byte below: plain
+			}
+			binary.LittleEndian.PutUint64(dst[j:], x>>(8*p))
+			j += int(k - p)
+			if cl == clEscape {
+				j = putEscape(dst, j, c, twice)
+				p = k + 1
 				continue
 			}
-			i += bits.TrailingZeros64(m) >> 3
-		} else if class[s[i]] == clPlain {
-			i++
-			continue
+			// A UTF-8 sequence may run past the word: go on after it.
+			i, j = putRune(dst, j, s, i+int(k), twice)
+			p = 8
+			break
 		}
-		if class[s[i]] == clEscape {
-			b = append(b, s[start:i]...)
-			b = appendEscape(b, s[i], twice)
-			i++
-			start = i
-			continue
+		if p < 8 {
+			binary.LittleEndian.PutUint64(dst[j:], x>>(8*p))
+			j += int(8 - p)
+			i += 8
+		} else if m == 0 {
+			i += 8 // the word ended with an escape
 		}
-		r, size := utf8.DecodeRune(s[i:])
-		if r != utf8.RuneError && r != '\u2028' && r != '\u2029' || r == utf8.RuneError && size != 1 {
-			i += size // valid UTF-8 is copied as is
-			continue
-		}
-		b = append(b, s[start:i]...)
-		if twice {
-			b = append(b, '\\')
-		}
-		if r == utf8.RuneError {
-			b = append(b, `\ufffd`...) // invalid UTF-8
-		} else {
-			// U+2028 and U+2029 are valid JSON but break JavaScript consumers.
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
-		}
-		i += size
-		start = i
 	}
-	return append(b, s[start:]...)
+	return dst[:j]
 }
 
-// appendEscape appends the escape of an ASCII byte that needs one; twice
-// escapes the escape again.
-func appendEscape(b []byte, c byte, twice bool) []byte {
-	if twice {
-		b = append(b, '\\')
-	}
-	switch c {
-	case '"', '\\':
+// putEscape stores the escape of an ASCII byte that needs one at dst[j:]
+// and returns the end.
+func putEscape(dst []byte, j int, c byte, twice bool) int {
+	if c == '"' || c == '\\' { // the common ones, stored directly
 		if twice {
-			return append(b, '\\', '\\', c) // the escaped byte is escaped again
+			dst[j], dst[j+1], dst[j+2], dst[j+3] = '\\', '\\', '\\', c
+			return j + 4
 		}
-		return append(b, '\\', c)
-	case '\n':
-		return append(b, '\\', 'n')
-	case '\r':
-		return append(b, '\\', 'r')
-	case '\t':
-		return append(b, '\\', 't')
+		dst[j], dst[j+1] = '\\', c
+		return j + 2
 	}
-	return append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+	return j + copy(dst[j:], escape(c, twice))
+}
+
+// putRune stores the UTF-8 sequence at s[i:] at dst[j:]: as is when valid,
+// else escaped; it returns the ends in s and dst.
+func putRune(dst []byte, j int, s []byte, i int, twice bool) (int, int) {
+	r, size := utf8.DecodeRune(s[i:])
+	switch {
+	case r == utf8.RuneError && size == 1:
+		j += copy(dst[j:], pick(twice, `\\ufffd`, `\ufffd`)) // invalid UTF-8
+	case r == '\u2028' || r == '\u2029':
+		// Valid JSON, but they break JavaScript consumers.
+		j += copy(dst[j:], pick(twice, `\\u202`, `\u202`))
+		dst[j] = hex[r&0xf]
+		j++
+	default:
+		j += copy(dst[j:], s[i:i+size]) // valid UTF-8 is kept as is
+	}
+	return i + size, j
+}
+
+func pick(twice bool, two, one string) string {
+	if twice {
+		return two
+	}
+	return one
+}
+
+// escapes holds the escape of each ASCII byte that needs one ([0]), and
+// that escape escaped again ([1]).
+var escapes = func() (t [2][0x80]string) {
+	for c := range 0x80 {
+		if class[c] != clEscape {
+			continue
+		}
+		var e string
+		switch c {
+		case '"', '\\':
+			e = `\` + string(rune(c))
+		case '\n':
+			e = `\n`
+		case '\r':
+			e = `\r`
+		case '\t':
+			e = `\t`
+		default:
+			e = `\u00` + string(hex[c>>4]) + string(hex[c&0xf])
+		}
+		t[0][c] = e
+		t[1][c] = strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(e)
+	}
+	return t
+}()
+
+func escape(c byte, twice bool) string {
+	if twice {
+		return escapes[1][c&0x7f]
+	}
+	return escapes[0][c&0x7f]
 }
 
 // AppendKey appends the Kafka message key of a connection: the VNI and the
