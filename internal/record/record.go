@@ -350,6 +350,12 @@ func appendEscapedN(b, s []byte, twice bool) []byte {
 			}
 			binary.LittleEndian.PutUint64(dst[j:], x>>(8*p))
 			j += int(k - p)
+			if c == '"' && !twice { // the common escape of JSON bodies, inline
+				dst[j], dst[j+1] = '\\', '"'
+				j += 2
+				p = k + 1
+				continue
+			}
 			if cl == clEscape {
 				j = putEscape(dst, j, c, twice)
 				p = k + 1
