@@ -146,7 +146,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 
 	// Memory.
 	o.memoryLimit = defaultMemLimit
-	fs.Var(bytesFlag{&o.memoryLimit}, "memory-limit", "memory the process keeps to: the runtime's memory limit (unless GOMEMLIMIT is set), new connections shed once the live heap passes 5/8 of it, and the defaults of -max-conns, -total-buffer, -max-body-memory and -kafka-queue-bytes derived from it")
+	fs.Var(bytesFlag{&o.memoryLimit}, contract.SnifferFlagMemoryLimit, "memory the process keeps to: the runtime's memory limit (unless GOMEMLIMIT is set), new connections shed once the live heap passes 5/8 of it, and the defaults of -max-conns, -total-buffer, -max-body-memory and -kafka-queue-bytes derived from it")
 	o.evictIdle, _ = time.ParseDuration(defaultEvictIdle)
 	fs.DurationVar(&o.evictIdle, "evict-idle", o.evictIdle, "when -max-conns or the memory limit is reached, a new connection takes the place of the least recently seen one if that one has been idle this long; 0: never, new connections are refused")
 	derived := deriveMemoryDefaults(defaultMemLimit)

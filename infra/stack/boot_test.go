@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -190,6 +191,9 @@ func TestBootRetriesAndSignalsReady(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(r.upper, stack.SnifferEnvFile+".secret")); err == nil {
 		t.Error("the secret's temporary file is left behind")
 	}
+	if want := fmt.Sprintf("\nSNIFFER_MEMORY_LIMIT=%dMiB\n", memTotalKiB(t)/2048); !strings.Contains(env, want) {
+		t.Errorf("environment file without the memory limit %q (half the instance's memory):\n%s", want, env)
+	}
 	if dropIn, _ := r.file(t, stack.UnitPath+".d/logs.conf"); !strings.Contains(dropIn, "StandardError=append:"+stack.SnifferLog) {
 		t.Errorf("log drop-in:\n%s", dropIn)
 	}
@@ -231,4 +235,24 @@ func TestBootFailureSignalsFailure(t *testing.T) {
 	if r.count("systemctl enable") != 0 {
 		t.Error("a boot without the binary started the sniffer")
 	}
+}
+
+// memTotalKiB is the machine's memory as the boot script reads it.
+func memTotalKiB(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "MemTotal:" {
+			n, err := strconv.Atoi(f[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatal("no MemTotal in /proc/meminfo")
+	return 0
 }

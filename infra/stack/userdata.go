@@ -89,6 +89,13 @@ func (s *Stack) userData(binary awss3assets.Asset, unit, logGroup string) awsec2
 			fmt.Sprintf("cat %[1]s.secret >>%[1]s && rm -f %[1]s.secret", SnifferEnvFile))
 	}
 
+	// The sniffer's memory budget follows the instance: half its memory
+	// (the sniffer is the host's one workload; the page cache, the agent
+	// and the kernel's socket buffers take the rest), unless the
+	// configuration set one (apitap:snifferEnv).
+	add(fmt.Sprintf(`grep -q '^%[1]s=' %[2]s || echo "%[1]s=$(( $(awk '/^MemTotal:/ {print $2}' /proc/meminfo) / 2048 ))MiB" >>%[2]s`,
+		contract.SnifferEnv(contract.SnifferFlagMemoryLimit), SnifferEnvFile))
+
 	add(heredoc(UnitPath, "0644", unit))
 	// The sniffer's output goes to a file the CloudWatch agent ships
 	// (the agent reads files, not the journal); logrotate keeps it small.

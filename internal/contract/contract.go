@@ -148,6 +148,8 @@ const (
 	SnifferFlagLogFormat  = "log-format"
 	SnifferFlagUsername   = "kafka-username"
 	SnifferFlagPassword   = "kafka-password"
+	// SnifferFlagMemoryLimit is set at boot from the instance's memory.
+	SnifferFlagMemoryLimit = "memory-limit"
 )
 
 // Sniffer flags of volume control, which the stack sets from cdk.json.
