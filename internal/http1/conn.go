@@ -6,7 +6,9 @@
 // the end of the connection (Close). A Conn is not safe for concurrent use: a
 // worker goroutine calls it for all of its connections, so nothing inside
 // locks or starts goroutines. Bytes passed in are borrowed: whatever is kept
-// is copied before the call returns.
+// is copied before the call returns. The other way round, an Exchange handed
+// to emit is borrowed too: its messages are recycled once the call returns
+// (docs/sniffer.md), so that parsing allocates nothing in the steady state.
 //
 // Pairing follows HTTP/1.1's only rule: responses come back in the order of
 // the requests. Each connection keeps a FIFO queue of requests; a response is
