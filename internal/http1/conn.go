@@ -768,12 +768,7 @@ func (c *Conn) requestHead(dir int, f framing) {
 	case e.dead:
 		d.omit = true // never emitted: its body is of no use
 	case c.filter != nil:
-		switch c.filter.Request(c.client, e.req) {
-		case KeepHead:
-			d.omit = true
-		case Drop:
-			e.drop, d.omit = true, true
-		}
+		d.apply(e, c.filter.Request(c.client, e.req))
 	}
 	switch {
 	case e.req.Method == "CONNECT" && !e.dead:
@@ -787,6 +782,17 @@ func (c *Conn) requestHead(dir int, f framing) {
 		c.startBody(d, f.cl)
 	default:
 		c.finish(dir)
+	}
+}
+
+// apply makes the message being read on d follow the Filter's verdict on
+// its exchange e.
+func (d *side) apply(e *entry, v Verdict) {
+	switch v {
+	case KeepHead:
+		d.omit = true
+	case Drop:
+		e.drop, d.omit = true, true
 	}
 }
 
@@ -817,12 +823,7 @@ func (c *Conn) responseHead(dir int, f framing) {
 	case e == nil || e.dead || e.drop:
 		d.omit = true // never emitted: its body is of no use
 	case c.filter != nil:
-		switch c.filter.Response(e.req, d.msg) {
-		case KeepHead:
-			d.omit = true
-		case Drop:
-			e.drop, d.omit = true, true
-		}
+		d.apply(e, c.filter.Response(e.req, d.msg))
 	}
 	switch {
 	case code == 101 || method == "CONNECT" && code/100 == 2:
