@@ -87,13 +87,18 @@ type pending struct {
 // tracked connection costs its struct, and there may be hundreds of
 // thousands of them.
 type half struct {
-	held    []pending
-	ooo     []segment
-	finTs   int64  // when the FIN was seen, unix nanoseconds of capture time
-	next    uint32 // sequence number of the next byte to reassemble
-	out     uint32 // sequence number of the next byte to hand to the Handler
-	isn     uint32 // initial sequence number, when the SYN was seen
-	finSeq  uint32
+	held   []pending
+	ooo    []segment
+	finTs  int64  // when the FIN was seen, unix nanoseconds of capture time
+	next   uint32 // sequence number of the next byte to reassemble
+	out    uint32 // sequence number of the next byte to hand to the Handler
+	isn    uint32 // initial sequence number, when the SYN was seen
+	finSeq uint32
+	// lostEnd is where the last bytes declared lost in this direction
+	// ended (valid when lost): content of the other direction sent before
+	// all of them reached its sender cannot follow the loss to the parser.
+	lostEnd uint32
+	lost    bool
 	started bool // next is known
 	synSeen bool
 	atStart bool // started from a SYN or SYN-ACK: out began at the stream's first byte

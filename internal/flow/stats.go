@@ -26,6 +26,7 @@ type Stats struct {
 	TruncatedSegs      atomic.Uint64 // segments cut short by the capture (counted as gaps too)
 	Held               atomic.Uint64 // in-order content held until the other direction caught up (mirror reordering across directions)
 	HeldTimeouts       atomic.Uint64 // of which released after the reorder window without the other direction catching up
+	LateAcrossGap      atomic.Uint64 // content sent before the other direction's lost bytes but reaching the parser after the loss: given to it as lost
 	QueueDrops         atomic.Uint64 // packets dropped because workers fell behind (live capture only)
 	SkippedBytes       atomic.Uint64 // payload of connections the parser gave up on (TLS, HTTP/2, upgraded)
 	BufferedBytes      atomic.Int64  // out-of-order bytes held now (gauge)
@@ -67,6 +68,7 @@ func (s *Stats) Each(fn func(name string, v uint64)) {
 	fn("truncated_segments", s.TruncatedSegs.Load())
 	fn("held", s.Held.Load())
 	fn("held_timeouts", s.HeldTimeouts.Load())
+	fn("late_across_gap", s.LateAcrossGap.Load())
 	fn("queue_drops", s.QueueDrops.Load())
 	fn("skipped_bytes", s.SkippedBytes.Load())
 }

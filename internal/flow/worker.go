@@ -462,6 +462,22 @@ func (w *worker) abandon(c *conn, dir int, p *pending) {
 // handOver gives content to the Handler.
 func (w *worker) handOver(c *conn, dir int, p *pending) {
 	d := &c.dirs[dir]
+	if p.gap != 0 {
+		d.lost, d.lostEnd = true, p.end
+	}
+	if o := &c.dirs[1-dir]; len(p.data) > 0 && p.hasAck && o.lost && seqDiff(p.ack, o.lostEnd) < 0 {
+		// This content was sent before its sender had received all of
+		// the other direction's lost bytes (its ACK does not cover them):
+		// some of them may answer it, yet the loss has gone to the parser
+		// first. A request whose response was lost would be queued after
+		// the loss and take the next response: the parser is told this
+		// content is lost too.
+		w.stats.LateAcrossGap.Add(1)
+		p.gap, p.data = len(p.data)+max(p.gap, 0), nil
+		if p.gap == 0 {
+			p.gap = -1
+		}
+	}
 	d.out = p.end
 	if c.skipping {
 		w.stats.SkippedBytes.Add(uint64(len(p.data)))

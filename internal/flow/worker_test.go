@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -683,7 +684,7 @@ func TestSequenceWrap(t *testing.T) {
 			f.c(1000, st[1000:2000], 0, 3*ms)
 			f.c(4000, st[4000:5000], 0, 4*ms) // [3000,4000) lost
 			f.c(5000, st[5000:], decode.FIN, 200*ms)
-			f.s(0, st[:3000], 0, 201*ms)
+			f.sAck(0, st[:3000], 6000, 201*ms) // sent once the client's data was in
 			r := h.only()
 			wantBytes(t, "client", r.view[0], zeroed(st, [2]int{3000, 4000}))
 			wantBytes(t, "server", r.data[1], st[:3000])
@@ -826,7 +827,7 @@ func TestBufferedBytesReturnToZeroOnClose(t *testing.T) {
 		f.cli = netip.AddrPortFrom(cliAP.Addr(), uint16(43000+i))
 		f.handshake(0)
 		f.c(10, pattern(500, i), 0, 1*ms)
-		f.s(10, pattern(500, i), 0, 1*ms)
+		f.sAck(10, pattern(500, i), 510, 1*ms) // an answer to all of it
 	}
 	if h.w.buffered == 0 {
 		t.Fatalf("nothing buffered")
@@ -1074,5 +1075,31 @@ func TestStart(t *testing.T) {
 				t.Errorf("starts %s, want [%s]", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestContentBeforeALossGoesAsLost: content whose ACK does not cover bytes
+// the other direction lost, reaching the handler after that loss, was sent
+// before them (a request whose response was lost): it is given as lost
+// too, so that the parser never queues it after the loss. Content that
+// acknowledges the lost bytes goes as data.
+func TestContentBeforeALossGoesAsLost(t *testing.T) {
+	h := newHarness(t, Config{ReorderWindow: 100 * ms})
+	f := h.conn(100, 200)
+	f.handshake(0)
+	f.c(0, pattern(200, 1), 0, 1*ms)           // a request, acknowledging nothing of the server
+	f.sAck(1000, pattern(500, 2), 200, 10*ms)  // the server's [0,1000) is lost
+	f.sAck(1500, pattern(100, 3), 200, 200*ms) // later: the hole is given up
+	f.c(200, pattern(200, 4), 0, 250*ms)       // sent before the lost bytes came
+	p := mkPkt(f.vni, f.cli, f.srv, f.cisn+1+400, decode.ACK, pattern(50, 5))
+	p.Ack = f.sisn + 1 + 1600 // sent after all of them
+	h.send(p, 260*ms)
+	r := h.only()
+	if got := r.evs(); !strings.Contains(got, "gap1:1000 gap0:200") {
+		t.Errorf("events %q: want the server's loss, then the client's content before it as lost", got)
+	}
+	wantBytes(t, "client after the loss", r.data[0][len(r.data[0])-50:], pattern(50, 5))
+	if n := h.stats.LateAcrossGap.Load(); n != 1 {
+		t.Errorf("LateAcrossGap = %d, want 1", n)
 	}
 }
