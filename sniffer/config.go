@@ -138,6 +138,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	rcvbuf := int64(64 << 20)
 	fs.Var(bytesFlag{&rcvbuf}, "rcvbuf", "SO_RCVBUF asked for each socket (the kernel may cap it at net.core.rmem_max)")
 	fs.DurationVar(&o.live.FlushInterval, "flush-interval", 5*time.Millisecond, "longest time a received packet waits before reassembly")
+	fs.IntVar(&o.live.ReadBatch, "read-batch", capture.DefaultReadBatch, fmt.Sprintf("datagrams read per system call (recvmmsg), 1 to %d; each socket holds this many 64 KiB buffers", capture.MaxReadBatch))
 
 	// Reassembly.
 	fs.IntVar(&o.flow.Workers, "workers", 0, "reassembly workers (0: GOMAXPROCS)")
@@ -340,6 +341,10 @@ func (o *options) validate() error {
 	}
 	if !(o.sampleRate >= 0 && o.sampleRate <= 1) {
 		errs = append(errs, fmt.Errorf("-sample-rate %v: want 0 to 1", o.sampleRate))
+	}
+	if o.live.ReadBatch < 1 || o.live.ReadBatch > capture.MaxReadBatch {
+		// 0 would mean the default to capture.LiveConfig: refuse it here.
+		errs = append(errs, fmt.Errorf("-read-batch %d: want 1 to %d", o.live.ReadBatch, capture.MaxReadBatch))
 	}
 	if o.shutdown <= 0 {
 		errs = append(errs, errors.New("-shutdown-timeout must be positive"))
