@@ -38,6 +38,8 @@ type options struct {
 	sampleRate                                             float64
 	includeHosts, excludeHosts, includePaths, excludePaths string
 	methods, excludeStatus, dropBodyTypes                  string
+	// cpuProfile: write a CPU profile of the whole run to this file.
+	cpuProfile string
 	// checkConfig: print the effective settings and exit (-check-config).
 	checkConfig bool
 	// printInventory: after a replay, print the API inventory on stdout.
@@ -130,6 +132,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	fs.IntVar(&o.vnis.MaxVNIs, "max-vnis", vnicount.DefaultMaxVNIs, "VNIs counted separately on /metrics (records, pairs, bytes per VNI); records of later VNIs are counted as vni=\"other\"")
 	fs.IntVar(&o.inventory.MaxEndpoints, "inventory-max-endpoints", apiinventory.DefaultMaxEndpoints, "endpoints (VNI, host, method, path template) kept for /inventory; records of further endpoints are counted as dropped; 0 keeps no inventory")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the whole run to this file, closed at exit; for benchmarks")
 	fs.BoolVar(&o.printInventory, "print-inventory", false, "with -pcap: print the API inventory (the /inventory JSON) on standard output after the replay")
 
 	// Capture.
