@@ -14,7 +14,7 @@ FUZZ_TARGETS := \
 	./internal/http1:FuzzConn \
 	./internal/apiinventory:FuzzTemplate
 
-.PHONY: connections preflight status help build build-sniffer-arm64 build-functions demo test deps unit fuzz e2e scenario moto bench bench-data bench-pipeline vet clean invoke sim infra-deps synth policy infra-test
+.PHONY: connections preflight status help build build-sniffer-arm64 build-functions demo test deps unit fuzz e2e scenario moto bench bench-data bench-pipeline bench-live vet clean invoke sim infra-deps synth policy infra-test
 
 FUNCTIONS := instance-events stack-events reconcile teardown connections preflight status
 FN ?= instance-events
@@ -113,6 +113,12 @@ bench-data: ## generate the pipeline benchmark's VXLAN captures into bench-data/
 bench-pipeline: ## replay bench-data/ through apitap and a net/http baseline in process: packets/s, pairs/s, allocs, CPU, RSS (README "Performance")
 	@for f in small gzip mix; do test -f $(BENCH_DATA)/$$f.pcap || { $(MAKE) --no-print-directory bench-data; break; }; done
 	$(GO) run ./tests/bench -dir $(BENCH_DATA) -runs $(BENCH_RUNS)
+
+bench-live: ## live intake: the sniffer binary in a network namespace, a sender replaying bench-data/small.pcap at rising rates (root; LIVE_ARGS=-rates 100k,unpaced -runs 3 -cpuprofile /tmp/sniffer.prof)
+	@test -f $(BENCH_DATA)/small.pcap || $(MAKE) --no-print-directory bench-data
+	$(GO) build -o bin/sniffer ./sniffer
+	$(GO) build -o bin/bench ./tests/bench
+	bin/bench live -sniffer bin/sniffer -pcap $(BENCH_DATA)/small.pcap $(LIVE_ARGS)
 
 clean: ## remove build output
 	rm -rf bin cdk.out

@@ -31,6 +31,9 @@ func main() {
 }
 
 func run(args []string, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "live" {
+		return runLive(args[1:], stdout) // live.go
+	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	dir := fs.String("dir", "bench-data", "directory of the generated captures")
 	doGen := fs.Bool("gen", false, "generate the captures into -dir and exit")
