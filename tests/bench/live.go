@@ -54,6 +54,7 @@ const (
 // liveOptions are the flags of `bench live`.
 type liveOptions struct {
 	pcap, sniffer, snifferArgs, cpuProfile string
+	sink                                   string
 	rates                                  []int
 	duration                               time.Duration
 	runs, sendSockets, sendBatch           int
@@ -75,9 +76,13 @@ func runLive(args []string, stdout io.Writer) error {
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "profile the sniffer at the last rate of -rates into this file and print pprof's top 15")
 	fs.IntVar(&o.sendSockets, "send-sockets", 8, "sender UDP sockets (source ports); a TCP flow always leaves from the same one, and SO_REUSEPORT spreads them over the sniffer's sockets")
 	fs.IntVar(&o.sendBatch, "send-batch", 64, "datagrams per sendmmsg call")
+	fs.StringVar(&o.sink, "sink", "embedded", `where the sniffer publishes: "embedded" (its in-process Kafka broker, read back with a Kafka client) or "file" (-kafka none -out, JSON lines read back from a file: intake and pairing without Kafka)`)
 	fs.Float64Var(&o.keep, "keep", 99.9, "percentage of pairs a rate must keep to count as sustained")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if o.sink != "embedded" && o.sink != "file" {
+		return fmt.Errorf("-sink %q: want embedded or file", o.sink)
 	}
 	if o.sendSockets < 1 || o.sendBatch < 1 || o.sendBatch > 1024 {
 		return fmt.Errorf("-send-sockets %d, -send-batch %d: want at least 1, and at most 1024 per batch", o.sendSockets, o.sendBatch)
@@ -594,9 +599,15 @@ func (e *liveEnv) runRate(ctx context.Context, rate int, profile string) (rateRe
 	res := rateResult{offered: rate}
 	args := []string{"netns", "exec", e.snf, e.sniffer,
 		"-listen", fmt.Sprintf("%s:%d", liveSnifferIP, liveUDPPort), "-admin-addr", liveAdmin, "-health-addr", "",
-		"-kafka", "embedded", "-embedded-addr", liveBroker,
+		"-log-level", "warn"}
+	outPath := filepath.Join(e.tmp, "records.jsonl")
+	if e.o.sink == "file" {
+		args = append(args, "-kafka", "none", "-out", outPath)
+		defer os.Remove(outPath)
+	} else {
 		// The embedded broker must hold one whole run to read it back.
-		"-embedded-max-bytes", "16GiB", "-log-level", "warn"}
+		args = append(args, "-kafka", "embedded", "-embedded-addr", liveBroker, "-embedded-max-bytes", "16GiB")
+	}
 	if profile != "" {
 		abs, err := filepath.Abs(profile)
 		if err != nil {
@@ -691,18 +702,28 @@ func (e *liveEnv) runRate(ctx context.Context, rate int, profile string) (rateRe
 	res.latency, res.latencyPresent = histogramDiff(m0, m1, latencyMetric)
 
 	v := &verifier{}
-	rctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
-	err = embedded.ReadEach(rctx, liveBroker, contract.DefaultTopic, func(m embedded.Message) { v.check(m.Value) },
-		kgo.Dialer(e.dialSniffer))
-	if err != nil {
-		return res, fmt.Errorf("reading the records back: %w", err)
+	if e.o.sink == "file" {
+		// The line writer is flushed when the sniffer stops.
+		if err := stop(); err != nil {
+			return res, withLog(fmt.Errorf("stopping the sniffer: %w", err))
+		}
+		if err := checkLines(outPath, v); err != nil {
+			return res, err
+		}
+	} else {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		defer cancel()
+		err = embedded.ReadEach(rctx, liveBroker, contract.DefaultTopic, func(m embedded.Message) { v.check(m.Value) },
+			kgo.Dialer(e.dialSniffer))
+		if err != nil {
+			return res, fmt.Errorf("reading the records back: %w", err)
+		}
+		if err := stop(); err != nil {
+			return res, withLog(fmt.Errorf("stopping the sniffer: %w", err))
+		}
 	}
 	vd := v.verdict()
 	res.kept, res.mismatch = vd.Pairs, vd.Mismatches
-	if err := stop(); err != nil {
-		return res, withLog(fmt.Errorf("stopping the sniffer: %w", err))
-	}
 	return res, nil
 }
 
@@ -740,4 +761,22 @@ func (e *liveEnv) drain(ctx context.Context) (map[string]float64, error) {
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// checkLines checks every record of a JSON-lines file.
+func checkLines(path string, v *verifier) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("reading the records back: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		v.check(sc.Bytes())
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("reading the records back from %s: %w", path, err)
+	}
+	return nil
 }
