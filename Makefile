@@ -15,7 +15,7 @@ FUZZ_TARGETS := \
 	./internal/apiinventory:FuzzTemplate \
 	./internal/record:FuzzEncode
 
-.PHONY: connections preflight status help build build-sniffer-arm64 build-functions demo test deps unit fuzz e2e scenario moto bench bench-data bench-pipeline bench-memory bench-kafka vet clean invoke sim infra-deps synth policy infra-test
+.PHONY: connections preflight status help build build-sniffer-arm64 build-functions demo test deps unit fuzz e2e scenario moto bench bench-data bench-pipeline bench-memory bench-kafka bench-live vet clean invoke sim infra-deps synth policy infra-test
 
 FUNCTIONS := instance-events stack-events reconcile teardown connections preflight status
 FN ?= instance-events
@@ -105,10 +105,12 @@ infra-test: build-functions build-sniffer-arm64 infra-deps ## CDK assertions, cd
 
 test: vet unit fuzz e2e scenario moto infra-test ## every test: what CI runs
 
-bench: ## benchmarks (decode, reassembly, HTTP parsing, record encoding) with allocations, then the pipeline figures (bench-pipeline) and the Kafka figures (bench-kafka)
+bench: ## every figure of README "Performance": stage benchmarks (decode, reassembly, HTTP parsing, record encoding, Kafka) with allocations, then bench-pipeline, bench-kafka, bench-memory and bench-live (root)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 5 ./internal/...
 	@$(MAKE) --no-print-directory bench-pipeline
 	@$(MAKE) --no-print-directory bench-kafka
+	@$(MAKE) --no-print-directory bench-memory
+	@$(MAKE) --no-print-directory bench-live
 
 bench-data: ## generate the pipeline benchmark's VXLAN captures into bench-data/ (git-ignored, ~470 MB, deterministic)
 	$(GO) run ./tests/bench -gen -dir $(BENCH_DATA)
@@ -122,6 +124,12 @@ bench-memory: ## the sniffer binary's peak RSS with default limits under hostile
 
 bench-kafka: ## the Kafka sink (kafka-go Writer) into the in-process broker: records/s on 1 core and all, allocs/record, publish→ack p50/p99 at half the peak (README "Performance")
 	$(GO) run ./tests/bench -kafka -runs $(BENCH_RUNS)
+
+bench-live: ## live intake: the sniffer binary in a network namespace, a sender replaying bench-data/small.pcap at rising rates (root; LIVE_ARGS=-rates 100k,unpaced -runs 3 -cpuprofile /tmp/sniffer.prof)
+	@test -f $(BENCH_DATA)/small.pcap || $(MAKE) --no-print-directory bench-data
+	$(GO) build -o bin/sniffer ./sniffer
+	$(GO) build -o bin/bench ./tests/bench
+	bin/bench live -sniffer bin/sniffer -pcap $(BENCH_DATA)/small.pcap $(LIVE_ARGS)
 
 clean: ## remove build output
 	rm -rf bin cdk.out

@@ -38,6 +38,8 @@ type options struct {
 	sampleRate                                             float64
 	includeHosts, excludeHosts, includePaths, excludePaths string
 	methods, excludeStatus, dropBodyTypes                  string
+	// cpuProfile: write a CPU profile of the whole run to this file.
+	cpuProfile string
 	// checkConfig: print the effective settings and exit (-check-config).
 	checkConfig bool
 	// printInventory: after a replay, print the API inventory on stdout.
@@ -135,6 +137,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	fs.IntVar(&o.vnis.MaxVNIs, "max-vnis", vnicount.DefaultMaxVNIs, "VNIs counted separately on /metrics (records, pairs, bytes per VNI); records of later VNIs are counted as vni=\"other\"")
 	fs.IntVar(&o.inventory.MaxEndpoints, "inventory-max-endpoints", apiinventory.DefaultMaxEndpoints, "endpoints (VNI, host, method, path template) kept for /inventory; records of further endpoints are counted as dropped; 0 keeps no inventory")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the whole run to this file, closed at exit; for benchmarks")
 	fs.BoolVar(&o.printInventory, "print-inventory", false, "with -pcap: print the API inventory (the /inventory JSON) on standard output after the replay")
 
 	// Capture.
@@ -143,6 +146,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	rcvbuf := int64(64 << 20)
 	fs.Var(bytesFlag{&rcvbuf}, "rcvbuf", "SO_RCVBUF asked for each socket (the kernel may cap it at net.core.rmem_max)")
 	fs.DurationVar(&o.live.FlushInterval, "flush-interval", 5*time.Millisecond, "longest time a received packet waits before reassembly")
+	fs.IntVar(&o.live.ReadBatch, "read-batch", capture.DefaultReadBatch, fmt.Sprintf("datagrams read per system call (recvmmsg), 1 to %d; each socket holds this many 64 KiB buffers", capture.MaxReadBatch))
 
 	// Memory.
 	o.memoryLimit = defaultMemLimit
@@ -379,6 +383,10 @@ func (o *options) validate() error {
 	}
 	if o.evictIdle < 0 {
 		errs = append(errs, fmt.Errorf("-evict-idle %v: want 0 (never) or more", o.evictIdle))
+	}
+	if o.live.ReadBatch < 1 || o.live.ReadBatch > capture.MaxReadBatch {
+		// 0 would mean the default to capture.LiveConfig: refuse it here.
+		errs = append(errs, fmt.Errorf("-read-batch %d: want 1 to %d", o.live.ReadBatch, capture.MaxReadBatch))
 	}
 	if o.shutdown <= 0 {
 		errs = append(errs, errors.New("-shutdown-timeout must be positive"))

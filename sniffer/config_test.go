@@ -69,6 +69,8 @@ func TestBadConfiguration(t *testing.T) {
 		{[]string{"-listen", "nope:nope:1"}, nil, "listen address"},
 		{[]string{"-log-format", "xml"}, nil, "want text or json"},
 		{[]string{"extra"}, nil, "unexpected arguments"},
+		{[]string{"-read-batch", "0"}, nil, "-read-batch 0: want 1 to 1024"},
+		{nil, map[string]string{"SNIFFER_READ_BATCH": "2000"}, "-read-batch 2000: want 1 to 1024"},
 	} {
 		_, err := parseFlags(tc.args, env(tc.env), &bytes.Buffer{})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -231,7 +231,7 @@ func TestLiveSocketsShareThePortAndCount(t *testing.T) {
 }
 
 func TestLiveConfigValidate(t *testing.T) {
-	for _, c := range []LiveConfig{{Addr: "nope:nope:1"}, {Sockets: -1}, {Sockets: 1000}, {ReadBuffer: -5}} {
+	for _, c := range []LiveConfig{{Addr: "nope:nope:1"}, {Sockets: -1}, {Sockets: 1000}, {ReadBuffer: -5}, {ReadBatch: -1}, {ReadBatch: MaxReadBatch + 1}} {
 		if err := c.Validate(); err == nil {
 			t.Errorf("%+v accepted", c)
 		}

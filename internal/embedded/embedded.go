@@ -150,14 +150,25 @@ type Message struct {
 // When ctx ends first, ReadAll returns what it has read so far together with
 // an error wrapping ctx.Err().
 func ReadAll(ctx context.Context, addr, topic string) ([]Message, error) {
-	admin, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	var out []Message
+	err := ReadEach(ctx, addr, topic, func(m Message) { out = append(out, m) })
+	sortMessages(out)
+	return out, err
+}
+
+// ReadEach is ReadAll without holding the records: it calls fn with each
+// one, in offset order within a partition, so that millions of records can
+// be checked in bounded memory. opts are added to both of its clients (a
+// benchmark dials the broker inside a network namespace with kgo.Dialer).
+func ReadEach(ctx context.Context, addr, topic string, fn func(Message), opts ...kgo.Opt) error {
+	admin, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr)}, opts...)...)
 	if err != nil {
-		return nil, fmt.Errorf("embedded: reading topic %s: %w", topic, err)
+		return fmt.Errorf("embedded: reading topic %s: %w", topic, err)
 	}
 	ends, err := endOffsets(ctx, admin, topic)
 	admin.Close()
 	if err != nil {
-		return nil, fmt.Errorf("embedded: reading topic %s: %w", topic, err)
+		return fmt.Errorf("embedded: reading topic %s: %w", topic, err)
 	}
 	offsets := make(map[int32]kgo.Offset)
 	for p, r := range ends {
@@ -166,29 +177,27 @@ func ReadAll(ctx context.Context, addr, topic string) ([]Message, error) {
 		}
 	}
 	if len(offsets) == 0 {
-		return nil, nil
+		return nil
 	}
 	// The consumer gets its own copy: offsets shrinks as partitions are done.
 	consume := make(map[int32]kgo.Offset, len(offsets))
 	for p, o := range offsets {
 		consume[p] = o
 	}
-	cl, err := kgo.NewClient(
+	cl, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(addr),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: consume}),
-		kgo.FetchMaxWait(100*time.Millisecond),
-	)
+		kgo.FetchMaxWait(100 * time.Millisecond),
+	}, opts...)...)
 	if err != nil {
-		return nil, fmt.Errorf("embedded: reading topic %s: %w", topic, err)
+		return fmt.Errorf("embedded: reading topic %s: %w", topic, err)
 	}
 	defer cl.Close()
 
-	var out []Message
 	for len(offsets) > 0 {
 		fetches := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
-			sortMessages(out)
-			return out, fmt.Errorf("embedded: reading topic %s: %w", topic, ctx.Err())
+			return fmt.Errorf("embedded: reading topic %s: %w", topic, ctx.Err())
 		}
 		var fetchErr error
 		fetches.EachError(func(t string, p int32, err error) {
@@ -198,21 +207,19 @@ func ReadAll(ctx context.Context, addr, topic string) ([]Message, error) {
 			fetchErr = errors.Join(fetchErr, fmt.Errorf("partition %d: %w", p, err))
 		})
 		if fetchErr != nil {
-			sortMessages(out)
-			return out, fmt.Errorf("embedded: reading topic %s: %w", topic, fetchErr)
+			return fmt.Errorf("embedded: reading topic %s: %w", topic, fetchErr)
 		}
 		fetches.EachRecord(func(r *kgo.Record) {
 			if _, want := offsets[r.Partition]; !want || r.Offset >= ends[r.Partition].end {
 				return
 			}
-			out = append(out, Message{Key: r.Key, Value: r.Value, Partition: r.Partition, Offset: r.Offset})
+			fn(Message{Key: r.Key, Value: r.Value, Partition: r.Partition, Offset: r.Offset})
 			if r.Offset+1 >= ends[r.Partition].end {
 				delete(offsets, r.Partition)
 			}
 		})
 	}
-	sortMessages(out)
-	return out, nil
+	return nil
 }
 
 type offsetRange struct{ start, end int64 }

@@ -32,6 +32,9 @@ func main() {
 }
 
 func run(args []string, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "live" {
+		return runLive(args[1:], stdout) // live.go
+	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	dir := fs.String("dir", "bench-data", "directory of the generated captures")
 	doGen := fs.Bool("gen", false, "generate the captures into -dir and exit")
@@ -161,7 +164,7 @@ func run(args []string, stdout io.Writer) error {
 				cpu = append(cpu, b.cpuPerPair()/o.cpuPerPair())
 			}
 			who := "baseline GOMAXPROCS=" + fmt.Sprint(c.procs)
-			report(line, l.sc.Name, who, medianResult(base), l.m, l.wire)
+			report(line, l.sc.Name, who, medianRun(base), l.m, l.wire)
 			line(l.sc.Name, "apitap/baseline", "pairs/s ratio, "+c.name, "%.2fx", medianF(speed))
 			line(l.sc.Name, "apitap/baseline", "CPU per pair ratio (baseline/apitap), "+c.name, "%.2fx", medianF(cpu))
 		}
@@ -169,8 +172,8 @@ func run(args []string, stdout io.Writer) error {
 	return nil
 }
 
-// medianResult is the run of median throughput.
-func medianResult(rs []result) result {
+// medianRun is the run of median throughput.
+func medianRun(rs []result) result {
 	s := slices.Clone(rs)
 	slices.SortFunc(s, func(a, b result) int { return cmp.Compare(a.pairsPerSec(), b.pairsPerSec()) })
 	return s[len(s)/2]
