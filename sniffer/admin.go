@@ -152,6 +152,13 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	s.captureStats.Each(counter("capture"))
+	if l := s.listener; l != nil {
+		if n, err := l.KernelDrops(); err == nil {
+			ch <- prometheus.MustNewConstMetric(kernelDropsDesc, prometheus.CounterValue, float64(n))
+		} else {
+			ch <- prometheus.NewInvalidMetric(kernelDropsDesc, err)
+		}
+	}
 	s.flowStats.Each(counter("flow"))
 	s.flowStats.Gauges(func(name string, v float64) {
 		ch <- prometheus.MustNewConstMetric(prometheus.NewDesc("apitap_sniffer_flow_"+name, helpFor("flow", name), nil, nil), prometheus.GaugeValue, v)
@@ -183,6 +190,8 @@ var (
 
 	// kafkaDeliveryLatencyDesc: the live benchmark reads it by this name.
 	kafkaDeliveryLatencyDesc = prometheus.NewDesc("apitap_sniffer_kafka_delivery_latency_seconds", "Time from the capture of an exchange's last packet to the broker's acknowledgement of its record.", nil, nil)
+
+	kernelDropsDesc = prometheus.NewDesc("apitap_sniffer_capture_kernel_drops_total", "Datagrams the kernel dropped because a capture socket's receive buffer was full (-rcvbuf): the sniffer fell behind for longer than the buffer lasts.", nil, nil)
 
 	inventoryEndpointsDesc = prometheus.NewDesc("apitap_sniffer_inventory_endpoints", "Endpoints kept in the API inventory (at most -inventory-max-endpoints).", nil, nil)
 	inventoryDroppedDesc   = prometheus.NewDesc("apitap_sniffer_inventory_dropped_total", "Records of endpoints the API inventory did not keep because it was full.", nil, nil)

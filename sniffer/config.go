@@ -21,6 +21,7 @@ import (
 // options is everything the command line sets. Each package validates its
 // own part; main only checks how the parts fit together.
 type options struct {
+	intakeWait    bool // live: readers wait for the workers (-intake-wait)
 	pcap          string
 	kafka         string // "embedded", "none" or a broker list
 	embeddedAddr  string
@@ -147,6 +148,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.Var(bytesFlag{&rcvbuf}, "rcvbuf", "SO_RCVBUF asked for each socket (the kernel may cap it at net.core.rmem_max)")
 	fs.DurationVar(&o.live.FlushInterval, "flush-interval", 5*time.Millisecond, "longest time a received packet waits before reassembly")
 	fs.IntVar(&o.live.ReadBatch, "read-batch", capture.DefaultReadBatch, fmt.Sprintf("datagrams read per system call (recvmmsg), 1 to %d; each socket holds this many 64 KiB buffers", capture.MaxReadBatch))
+	fs.BoolVar(&o.intakeWait, "intake-wait", true, "live: the socket readers wait for the reassembly workers, so that a burst waits in the socket buffer (-rcvbuf) and what overflows it is counted by the kernel (apitap_sniffer_capture_kernel_drops_total); false: packets a busy worker cannot take are dropped at once (flow_queue_drops)")
 
 	// Memory.
 	o.memoryLimit = defaultMemLimit
@@ -392,6 +394,7 @@ func (o *options) validate() error {
 		errs = append(errs, errors.New("-shutdown-timeout must be positive"))
 	}
 	o.recorder.Source = "MIRRORING"
+	o.flow.Block = o.intakeWait
 	if o.replay() {
 		o.recorder.Source = "PCAP"
 		o.flow.Block = true

@@ -40,8 +40,12 @@ func TestFlagsFromEnvironment(t *testing.T) {
 	if o.recorder.HTTP.EmitPending {
 		t.Error("SNIFFER_PENDING=drop ignored")
 	}
-	if o.recorder.Source != "MIRRORING" || o.flow.Block {
-		t.Error("live mode must not block intake")
+	if o.recorder.Source != "MIRRORING" || !o.flow.Block || o.kafkaCfg.Block {
+		t.Error("live mode: readers wait for the workers (-intake-wait), Kafka never blocks them")
+	}
+	o, err = parseFlags(nil, env(map[string]string{"SNIFFER_INTAKE_WAIT": "false"}), &bytes.Buffer{})
+	if err != nil || o.flow.Block {
+		t.Errorf("SNIFFER_INTAKE_WAIT=false: block %v, %v", o.flow.Block, err)
 	}
 }
 

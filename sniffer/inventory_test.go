@@ -145,6 +145,7 @@ func TestLiveVNIMetricsAndInventory(t *testing.T) {
 		`apitap_sniffer_vni_pairs_total{vni="other"} 5`,
 		`apitap_sniffer_inventory_endpoints 3`,
 		`apitap_sniffer_inventory_dropped_total 0`,
+		`apitap_sniffer_capture_kernel_drops_total 0`,
 	} {
 		if !strings.Contains(metrics, l+"\n") {
 			t.Errorf("/metrics lacks %s:\n%s", l, grep(metrics, "_vni_"))

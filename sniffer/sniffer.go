@@ -43,11 +43,12 @@ type sniffer struct {
 	vnis      *vnicount.Counters
 	inventory *apiinventory.Inventory
 
-	broker *embedded.Broker
-	sink   *kafkasink.Sink
-	lines  *lineWriter
-	engine *flow.Engine
-	rec    *recorder.Recorder
+	broker   *embedded.Broker
+	sink     *kafkasink.Sink
+	listener *capture.Listener // live capture (nil in replay), set before the admin endpoints start
+	lines    *lineWriter
+	engine   *flow.Engine
+	rec      *recorder.Recorder
 
 	closeOnce sync.Once
 	closeErr  error
@@ -216,6 +217,7 @@ func (s *sniffer) live(ctx context.Context) error {
 		return err
 	}
 	defer l.Close()
+	s.listener = l
 	admin, err := s.startAdmin()
 	if err != nil {
 		return err

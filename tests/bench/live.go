@@ -33,6 +33,8 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/apitap/apitap/internal/capture"
+
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sys/unix"
 
@@ -587,7 +589,7 @@ func (e *liveEnv) udpDrops() (uint64, error) {
 		if err != nil {
 			return err
 		}
-		drops, err = parseUDPDrops(string(b), liveUDPPort)
+		drops, err = capture.ParseUDPDrops(string(b), liveUDPPort)
 		return err
 	})
 	return drops, err

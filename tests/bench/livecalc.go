@@ -61,39 +61,6 @@ func loopVNI(orig, span uint32, loop int) uint32 {
 	return (orig + uint32(loop)*span) & 0xffffff
 }
 
-// parseUDPDrops sums the drops column of /proc/net/udp (or udp6) over the
-// sockets bound to port.
-func parseUDPDrops(text string, port int) (uint64, error) {
-	var sum uint64
-	lines := strings.Split(text, "\n")
-	if len(lines) == 0 || !strings.Contains(lines[0], "local_address") {
-		return 0, fmt.Errorf("/proc/net/udp: unexpected header %q", lines[0])
-	}
-	for _, line := range lines[1:] {
-		f := strings.Fields(line)
-		if len(f) == 0 {
-			continue
-		}
-		if len(f) < 13 {
-			return 0, fmt.Errorf("/proc/net/udp: short line %q", line)
-		}
-		_, hexPort, ok := strings.Cut(f[1], ":")
-		p, err := strconv.ParseUint(hexPort, 16, 16)
-		if !ok || err != nil {
-			return 0, fmt.Errorf("/proc/net/udp: local address %q", f[1])
-		}
-		if int(p) != port {
-			continue
-		}
-		d, err := strconv.ParseUint(f[len(f)-1], 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("/proc/net/udp: drops %q", f[len(f)-1])
-		}
-		sum += d
-	}
-	return sum, nil
-}
-
 // parseMetrics reads Prometheus text exposition: series (name with its
 // labels as written) to value.
 func parseMetrics(text string) (map[string]float64, error) {

@@ -75,39 +75,6 @@ func TestLoopVNIsAreDisjoint(t *testing.T) {
 	}
 }
 
-const procNetUDP = `   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
-  100: 01C812C6:12B5 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 41001 2 0000000000000000 1200
-  100: 01C812C6:12B5 00000000:0000 07 00000000:0001F400 00:00000000 00000000     0        0 41002 2 0000000000000000 34
-  200: 0100007F:0035 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 41003 2 0000000000000000 99
-`
-
-func TestParseUDPDrops(t *testing.T) {
-	for _, tc := range []struct {
-		text string
-		port int
-		want uint64
-		bad  bool
-	}{
-		{text: procNetUDP, port: 4789, want: 1234},
-		{text: procNetUDP, port: 53, want: 99},
-		{text: procNetUDP, port: 9999, want: 0},
-		{text: "garbage\n", port: 4789, bad: true},
-		{text: procNetUDP + "  300: 0100007F:12B5 00000000:0000 07\n", port: 4789, bad: true},
-		{text: procNetUDP + "  300: 0100007F:12B5 00000000:0000 07 00000000:00000000 00:00000000 00000000 0 0 1 2 0 x\n", port: 4789, bad: true},
-	} {
-		got, err := parseUDPDrops(tc.text, tc.port)
-		if tc.bad {
-			if err == nil {
-				t.Errorf("port %d: %d accepted", tc.port, got)
-			}
-			continue
-		}
-		if err != nil || got != tc.want {
-			t.Errorf("port %d: %d %v, want %d", tc.port, got, err, tc.want)
-		}
-	}
-}
-
 const metricsText = `# HELP apitap_sniffer_flow_queue_drops_total x
 # TYPE apitap_sniffer_flow_queue_drops_total counter
 apitap_sniffer_flow_queue_drops_total 12
