@@ -607,8 +607,10 @@ func (e *liveEnv) runRate(ctx context.Context, rate int, profile string) (rateRe
 		args = append(args, "-kafka", "none", "-out", outPath)
 		defer os.Remove(outPath)
 	} else {
-		// The embedded broker must hold one whole run to read it back.
-		args = append(args, "-kafka", "embedded", "-embedded-addr", liveBroker, "-embedded-max-bytes", "16GiB")
+		// The embedded broker must hold one whole run to read it back, and
+		// it lives in the sniffer's heap: without room for it the sniffer
+		// would shed connections for memory the broker holds.
+		args = append(args, "-kafka", "embedded", "-embedded-addr", liveBroker, "-embedded-max-bytes", "16GiB", "-memory-limit", "16GiB")
 	}
 	if profile != "" {
 		abs, err := filepath.Abs(profile)

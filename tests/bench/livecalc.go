@@ -97,7 +97,7 @@ var dropStages = []struct {
 	stage    string
 	counters []string
 }{
-	{"flow", []string{"queue_drops", "conn_table_full", "buffer_overflows"}},
+	{"flow", []string{"queue_drops", "conn_table_full", "conns_refused_memory", "conns_evicted_idle", "conns_evicted_memory", "buffer_overflows"}},
 	{"http", []string{"requests_dropped_gap", "requests_dropped_desync", "requests_dropped_unaligned", "orphan_responses", "queue_overflow"}},
 	{"recorder", []string{"records_refused", "records_too_large"}},
 	{"kafka", []string{"dropped_queue_full", "dropped_too_large", "dropped_on_close", "failed"}},
