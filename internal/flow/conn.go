@@ -123,6 +123,13 @@ type conn struct {
 	// forcing is set while waiting content is given up on: everything is
 	// handed over at once, in order, without holding.
 	forcing bool
+	// busy is set while the worker frees buffer space with this
+	// connection's work on the stack: freeing space may give up another
+	// connection's holes, which delivers its content and may need space
+	// in turn, and must never reach back into a connection half-way
+	// through delivering (its next bytes would overtake the ones being
+	// delivered).
+	busy bool
 }
 
 // id is the connection's ConnID, rebuilt from its key rather than kept.

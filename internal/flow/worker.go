@@ -230,6 +230,9 @@ func (w *worker) segment(c *conn, dir int, seq uint32, payload []byte, missing i
 // makeRoom frees space for a buffer of capacity n for c's direction dir,
 // first by giving up on c's own holes, then on other connections' holes.
 func (w *worker) makeRoom(c *conn, dir, n int, ts time.Time) bool {
+	busy := c.busy
+	c.busy = true
+	defer func() { c.busy = busy }()
 	for c.bufferedBytes()+n > w.cfg.MaxConnBufferBytes || w.buffered+int64(n) > w.maxBuf {
 		w.stats.BufferOverflows.Add(1)
 		switch {
@@ -250,12 +253,14 @@ func (w *worker) makeRoom(c *conn, dir, n int, ts time.Time) bool {
 // connection's direction; it returns false when there is nothing to free.
 func (w *worker) evictOne(except *conn) bool {
 	for _, o := range w.conns {
-		if o == except {
+		if o == except || o.busy {
 			continue
 		}
 		for dir := range o.dirs {
 			if len(o.dirs[dir].ooo) > 0 {
+				o.busy = true
 				w.flushHoles(o, dir, w.clock)
+				o.busy = false
 				return true
 			}
 		}
@@ -340,8 +345,11 @@ func (w *worker) emit(c *conn, dir int, p pending) {
 	}
 	if p.data != nil {
 		n := bufCap(len(p.data))
+		busy := c.busy
+		c.busy = true
 		for !w.hasRoom(c, n) && w.evictOne(c) {
 		}
+		c.busy = busy
 		if !w.hasRoom(c, n) {
 			// No room to wait: give up waiting, declaring what was waited
 			// for lost, so that order is kept and memory bounded.
