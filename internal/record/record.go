@@ -391,22 +391,30 @@ func putEscape(dst []byte, j int, c byte, twice bool) int {
 	return j + copy(dst[j:], escape(c, twice))
 }
 
-// putRune stores the UTF-8 sequence at s[i:] at dst[j:]: as is when valid,
-// else escaped; it returns the ends in s and dst.
+// putRune stores the UTF-8 sequences starting at s[i:] at dst[j:], as
+// they are when valid, else escaped, up to the next ASCII byte or until
+// dst's slack is used; it returns the ends in s and dst.
 func putRune(dst []byte, j int, s []byte, i int, twice bool) (int, int) {
-	r, size := utf8.DecodeRune(s[i:])
-	switch {
-	case r == utf8.RuneError && size == 1:
-		j += copy(dst[j:], pick(twice, `\\ufffd`, `\ufffd`)) // invalid UTF-8
-	case r == '\u2028' || r == '\u2029':
-		// Valid JSON, but they break JavaScript consumers.
-		j += copy(dst[j:], pick(twice, `\\u202`, `\u202`))
-		dst[j] = hex[r&0xf]
-		j++
-	default:
-		j += copy(dst[j:], s[i:i+size]) // valid UTF-8 is kept as is
+	for end := len(dst) - 16; i < len(s) && s[i] >= utf8.RuneSelf && j < end; {
+		r, size := utf8.DecodeRune(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			j += copy(dst[j:], pick(twice, `\\ufffd`, `\ufffd`)) // invalid UTF-8
+		case r == '\u2028' || r == '\u2029':
+			// Valid JSON, but they break JavaScript consumers.
+			j += copy(dst[j:], pick(twice, `\\u202`, `\u202`))
+			dst[j] = hex[r&0xf]
+			j++
+		case i+4 <= len(s):
+			// Valid UTF-8 is kept as is: one 4-byte store, size bytes kept.
+			binary.LittleEndian.PutUint32(dst[j:], binary.LittleEndian.Uint32(s[i:]))
+			j += size
+		default:
+			j += copy(dst[j:], s[i:i+size])
+		}
+		i += size
 	}
-	return i + size, j
+	return i, j
 }
 
 func pick(twice bool, two, one string) string {
