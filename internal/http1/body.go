@@ -2,13 +2,14 @@ package http1
 
 import (
 	"bytes"
-	"compress/flate"
-	"compress/gzip"
-	"compress/zlib"
 	"io"
 	"slices"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/klauspost/compress/flate"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zlib"
 )
 
 // Decompressors are pooled because each holds tens of kilobytes of window
@@ -20,13 +21,14 @@ var (
 )
 
 // decodeBody decodes raw according to enc, appending at most max bytes to
-// dst. cut reports that the output was longer than max. err is the
+// dst; src is a reader it may reset to raw (the caller's, so that it is not
+// allocated for every body). cut reports that the output was longer than max. err is the
 // decoder's error (for example a stream that ends early); out then holds
 // what decoded before it. Reading at most max+1 bytes is what keeps a
 // compression bomb from costing more than max bytes of memory.
-func decodeBody(dst []byte, enc encoding, raw []byte, max int) (out []byte, cut bool, err error) {
+func decodeBody(dst []byte, src *bytes.Reader, enc encoding, raw []byte, max int) (out []byte, cut bool, err error) {
 	var r io.Reader
-	src := bytes.NewReader(raw)
+	src.Reset(raw)
 	switch enc {
 	case encGzip:
 		zr, _ := gzipReaders.Get().(*gzip.Reader)
@@ -65,6 +67,11 @@ func decodeBody(dst []byte, enc encoding, raw []byte, max int) (out []byte, cut 
 		}
 	default:
 		return raw, false, nil
+	}
+	// Most bodies inflate less than 4 times: room for that up front saves
+	// growing the buffer a dozen times; the limit still bounds it.
+	if want := min(4*len(raw), max+1); cap(dst) < want {
+		dst = slices.Grow(dst[:0], want)
 	}
 	out, err = readUpTo(dst, r, max+1)
 	if len(out) > max {

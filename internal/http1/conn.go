@@ -68,9 +68,10 @@ type Message struct {
 	reserved int64 // raw body bytes counted against Config.Budget
 
 	// Buffers reused when the Message is recycled (message.go).
-	head []byte // the bytes the string fields point into
-	raw  []byte // the body as framed (chunks joined), before content decoding
-	dec  []byte // the content-decoded body
+	head []byte       // the bytes the string fields point into
+	raw  []byte       // the body as framed (chunks joined), before content decoding
+	dec  []byte       // the content-decoded body
+	rd   bytes.Reader // reads raw for the decoder
 }
 
 // Verdict is a Filter's answer for an exchange.
@@ -994,6 +995,11 @@ func (c *Conn) keep(d *side, p []byte) {
 		d.reserved += got
 		c.retained += got
 	}
+	if need := len(d.body) + len(p); need > cap(d.body) {
+		// Double, as far as MaxBodyBytes: append alone grows large slices
+		// by a quarter, a copy each time.
+		d.body = slices.Grow(d.body, min(max(need, 2*cap(d.body)), c.cfg.MaxBodyBytes)-len(d.body))
+	}
 	d.body = append(d.body, p...)
 }
 
@@ -1065,7 +1071,7 @@ func (c *Conn) decodedBody(d *side, m *Message) ([]byte, bool) {
 		c.stats.BodyTruncated.Add(1)
 	}
 	if len(body) > 0 && c.cfg.Decompress && (d.enc == encGzip || d.enc == encFlate) {
-		out, cut, err := decodeBody(m.dec[:0], d.enc, body, c.cfg.MaxBodyBytes)
+		out, cut, err := decodeBody(m.dec[:0], &m.rd, d.enc, body, c.cfg.MaxBodyBytes)
 		m.dec = out
 		if err != nil || d.cut {
 			c.stats.DecodeErrors.Add(1)

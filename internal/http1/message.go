@@ -23,7 +23,7 @@ var (
 // that one large message does not pin its memory in the pool.
 const (
 	maxPooledHead    = 4 << 10
-	maxPooledBody    = 16 << 10
+	maxPooledBody    = 128 << 10
 	maxPooledHeaders = 64
 )
 
@@ -48,8 +48,8 @@ func recycle(m *Message) {
 	if cap(hs) > maxPooledHeaders {
 		hs = nil
 	}
-	clear(hs) // drop the strings
-	*m = Message{head: head, raw: raw, dec: dec, Headers: hs[:0]}
+	clear(hs)                                                     // drop the strings
+	*m = Message{head: head, raw: raw, dec: dec, Headers: hs[:0]} // rd too: it must not keep raw
 	messages.Put(m)
 }
 
