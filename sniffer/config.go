@@ -254,6 +254,12 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+	if l, ok := budgetFromGOMEMLIMIT(getenv("GOMEMLIMIT")); ok && !explicit[contract.SnifferFlagMemoryLimit] {
+		// The operator's runtime limit wins (applyMemoryLimit): the limits
+		// derived from the budget follow it too, or together they could
+		// exceed it.
+		o.memoryLimit = l
+	}
 	// The memory limits not set explicitly follow -memory-limit.
 	derived = deriveMemoryDefaults(o.memoryLimit)
 	if !explicit["max-conns"] {

@@ -87,3 +87,14 @@ func validateMemoryLimit(limit int64) error {
 	}
 	return nil
 }
+
+// budgetFromGOMEMLIMIT is the -memory-limit that GOMEMLIMIT implies (the
+// runtime's limit is 15/16 of the budget); false when it is unset, "off" or
+// a size this cannot read (the defaults then follow -memory-limit).
+func budgetFromGOMEMLIMIT(v string) (int64, bool) {
+	n, err := parseBytes(v)
+	if err != nil || n <= 0 {
+		return 0, false
+	}
+	return n / goLimitNum * goLimitDen, true
+}

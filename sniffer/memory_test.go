@@ -62,3 +62,31 @@ func TestMemoryLimitFlags(t *testing.T) {
 		}
 	}
 }
+
+// With GOMEMLIMIT set and no -memory-limit, the derived limits follow
+// GOMEMLIMIT, so that together they stay within it.
+func TestGOMEMLIMITSetsTheBudget(t *testing.T) {
+	for _, tc := range []struct {
+		gomemlimit string
+		args       []string
+		want       int64
+	}{
+		{"", nil, defaultMemLimit},
+		{"off", nil, defaultMemLimit},
+		{"garbage", nil, defaultMemLimit},
+		{"120MiB", nil, 128 << 20},
+		{"1920MiB", nil, 2 << 30},
+		{"120MiB", []string{"-memory-limit", "1GiB"}, 1 << 30},
+	} {
+		o, err := parseFlags(tc.args, env(map[string]string{"GOMEMLIMIT": tc.gomemlimit}), &bytes.Buffer{})
+		if err != nil {
+			t.Fatalf("GOMEMLIMIT=%q %q: %v", tc.gomemlimit, tc.args, err)
+		}
+		if o.memoryLimit != tc.want {
+			t.Errorf("GOMEMLIMIT=%q %q: budget %d, want %d", tc.gomemlimit, tc.args, o.memoryLimit, tc.want)
+		}
+		if d := deriveMemoryDefaults(tc.want); o.flow.MaxBufferBytes != d.TotalBuffer || o.kafkaCfg.QueueBytes != d.KafkaQueueBytes {
+			t.Errorf("GOMEMLIMIT=%q %q: limits not derived from the budget", tc.gomemlimit, tc.args)
+		}
+	}
+}
