@@ -88,8 +88,8 @@ const (
 // dropped exchange is still framed and paired all the same: its response
 // must not go to another request. Request is asked once the request head
 // is complete (clientDir is the direction that carried it), Response once
-// the response head is (for exchanges the request did not drop). Both are called from the Conn's methods, with
-// messages valid during the call.
+// the response head is (for exchanges the request did not drop). Both are
+// called from the Conn's methods, with messages valid during the call.
 type Filter interface {
 	Request(clientDir int, req *Message) Verdict
 	Response(req, resp *Message) Verdict
