@@ -473,7 +473,8 @@ func (w *worker) handOver(c *conn, dir int, p *pending) {
 	if p.gap != 0 {
 		d.lost, d.lostEnd = true, p.end
 	}
-	if o := &c.dirs[1-dir]; len(p.data) > 0 && p.hasAck && o.lost && seqDiff(p.ack, o.lostEnd) < 0 {
+	data, gap := p.data, p.gap // p.data stays the caller's to release
+	if o := &c.dirs[1-dir]; len(data) > 0 && p.hasAck && o.lost && seqDiff(p.ack, o.lostEnd) < 0 {
 		// This content was sent before its sender had received all of
 		// the other direction's lost bytes (its ACK does not cover them):
 		// some of them may answer it, yet the loss has gone to the parser
@@ -481,14 +482,11 @@ func (w *worker) handOver(c *conn, dir int, p *pending) {
 		// the loss and take the next response: the parser is told this
 		// content is lost too.
 		w.stats.LateAcrossGap.Add(1)
-		p.gap, p.data = len(p.data)+max(p.gap, 0), nil
-		if p.gap == 0 {
-			p.gap = -1
-		}
+		data, gap = nil, len(data)+max(gap, 0)
 	}
 	d.out = p.end
 	if c.skipping {
-		w.stats.SkippedBytes.Add(uint64(len(p.data)))
+		w.stats.SkippedBytes.Add(uint64(len(data)))
 		return
 	}
 	if c.h == nil {
@@ -496,16 +494,16 @@ func (w *worker) handOver(c *conn, dir int, p *pending) {
 	}
 	if !d.begun {
 		d.begun = true
-		if s, ok := c.h.(Starter); ok && d.atStart && len(p.data) > 0 {
+		if s, ok := c.h.(Starter); ok && d.atStart && len(data) > 0 {
 			s.Start(dir)
 		}
 	}
-	if len(p.data) > 0 {
-		c.h.Data(dir, p.data, p.ts)
+	if len(data) > 0 {
+		c.h.Data(dir, data, p.ts)
 		c.skipping = c.h.Skipping()
 	}
-	if p.gap != 0 && !c.skipping {
-		c.h.Gap(dir, p.gap, p.ts)
+	if gap != 0 && !c.skipping {
+		c.h.Gap(dir, gap, p.ts)
 	}
 }
 

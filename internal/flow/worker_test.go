@@ -1103,3 +1103,28 @@ func TestContentBeforeALossGoesAsLost(t *testing.T) {
 		t.Errorf("LateAcrossGap = %d, want 1", n)
 	}
 }
+
+// Held content that turns out to have been sent before the other
+// direction's loss goes to the handler as lost, and its buffer is given
+// back like any other.
+func TestHeldContentBeforeALossFreesItsBuffer(t *testing.T) {
+	h := newHarness(t, Config{ReorderWindow: 100 * ms})
+	f := h.conn(100, 200)
+	f.handshake(0)
+	f.sAck(1000, pattern(500, 2), 0, 10*ms) // the server's [0,1000) is lost
+	p := mkPkt(f.vni, f.cli, f.srv, f.cisn+1, decode.ACK, pattern(200, 1))
+	p.Ack = f.sisn + 1 + 500 // acknowledges part of the lost bytes: waits for them
+	h.send(p, 20*ms)
+	if h.w.buffered == 0 {
+		t.Fatal("the client's content is not held")
+	}
+	f.sAck(1500, pattern(100, 3), 0, 200*ms) // later: the hole is given up
+	h.w.closeAll()
+	r := h.only()
+	if got := r.evs(); !strings.Contains(got, "gap1:1000 gap0:200") {
+		t.Errorf("events %q: want the server's loss, then the held client content as lost", got)
+	}
+	if h.w.buffered != 0 || h.stats.BufferedBytes.Load() != 0 {
+		t.Errorf("buffered %d / %d after close: a held buffer was not given back", h.w.buffered, h.stats.BufferedBytes.Load())
+	}
+}
