@@ -13,7 +13,9 @@ import (
 // datagrams: the holes are given up after the reorder window, and the
 // content behind them, of both directions, comes out at once. A request
 // sent before a lost response (its ACK does not cover it) must never take
-// the response of the request after it. Seen in the live benchmark.
+// the response of the request after it. One connection alone: the orders
+// that many connections sharing a worker's clock and buffers produce are
+// in TestBurstLossNeverMispairs (tests/bench).
 func TestLostResponsesNeverShiftPairs(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
