@@ -159,7 +159,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 
 	// Reassembly.
 	fs.IntVar(&o.flow.Workers, "workers", 0, "reassembly workers (0: GOMAXPROCS)")
-	fs.IntVar(&o.flow.MaxConns, "max-conns", derived.MaxConns, "TCP connections tracked at once; beyond, the least recently seen is evicted if idle for -evict-idle, or the new one is dropped, counted either way (default: 1 per KiB of -memory-limit)")
+	fs.IntVar(&o.flow.MaxConns, "max-conns", derived.MaxConns, "TCP connections tracked at once; beyond, the least recently seen is evicted if idle for -evict-idle, or the new one is dropped, counted either way (default: 1 per 4 KiB of -memory-limit)")
 	connBuf := int64(256 << 10)
 	fs.Var(bytesFlag{&connBuf}, "conn-buffer", "out-of-order bytes buffered per connection")
 	o.flow.MaxBufferBytes = derived.TotalBuffer

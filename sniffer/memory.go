@@ -10,7 +10,7 @@ import (
 // packet batches, decompressors, records being encoded, and the collector's
 // room to work.
 const (
-	bytesPerConn     = 1 << 10 // -max-conns: one KiB of the budget per connection (262,144 at 256 MiB)
+	bytesPerConn     = 4 << 10 // -max-conns: 4 KiB of the budget per connection (65,536 at 256 MiB); one holding a partial request costs about 2 KiB of heap, and the heap may hold 5/8 of the runtime's limit: so the limit filled fits the budget (README "Performance")
 	bufferShare      = 8       // -total-buffer: an eighth
 	bodyShare        = 8       // -max-body-memory: an eighth
 	kafkaQueueShare  = 4       // -kafka-queue-bytes: a quarter

@@ -10,9 +10,9 @@ func TestMemoryDefaultsFromTheBudget(t *testing.T) {
 		limit int64
 		want  memoryDefaults
 	}{
-		{256 << 20, memoryDefaults{MaxConns: 262144, TotalBuffer: 32 << 20, BodyMemory: 32 << 20, KafkaQueueBytes: 64 << 20}},
-		{1 << 30, memoryDefaults{MaxConns: 1 << 20, TotalBuffer: 128 << 20, BodyMemory: 128 << 20, KafkaQueueBytes: 256 << 20}},
-		{32 << 20, memoryDefaults{MaxConns: 32768, TotalBuffer: 4 << 20, BodyMemory: 4 << 20, KafkaQueueBytes: 8 << 20}},
+		{256 << 20, memoryDefaults{MaxConns: 65536, TotalBuffer: 32 << 20, BodyMemory: 32 << 20, KafkaQueueBytes: 64 << 20}},
+		{1 << 30, memoryDefaults{MaxConns: 1 << 18, TotalBuffer: 128 << 20, BodyMemory: 128 << 20, KafkaQueueBytes: 256 << 20}},
+		{32 << 20, memoryDefaults{MaxConns: 8192, TotalBuffer: 4 << 20, BodyMemory: 4 << 20, KafkaQueueBytes: 8 << 20}},
 	} {
 		if got := deriveMemoryDefaults(tc.limit); got != tc.want {
 			t.Errorf("%s: %+v, want %+v", formatBytes(tc.limit), got, tc.want)
@@ -44,7 +44,7 @@ func TestMemoryLimitFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.flow.MaxConns != 1<<20 || o.flow.MaxBufferBytes != 128<<20 || o.kafkaCfg.QueueBytes != 256<<20 {
+	if o.flow.MaxConns != 1<<18 || o.flow.MaxBufferBytes != 128<<20 || o.kafkaCfg.QueueBytes != 256<<20 {
 		t.Errorf("derived: conns %d, buffer %d, kafka queue %d", o.flow.MaxConns, o.flow.MaxBufferBytes, o.kafkaCfg.QueueBytes)
 	}
 	if o.bodyMemory != 8<<20 {
