@@ -16,9 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancing"
-	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 
 	"github.com/apitap/apitap/internal/contract"
 	"github.com/apitap/apitap/internal/inventory"
@@ -58,9 +55,7 @@ type CommandEnv struct {
 
 // Reader is the inventory reader over the environment's clients.
 func (e CommandEnv) Reader() *inventory.Reader {
-	return inventory.New(e.Inventory, inventory.Clients{
-		EC2: ec2.NewFromConfig(e.AWS), ELBv2: elbv2.NewFromConfig(e.AWS), Classic: elb.NewFromConfig(e.AWS),
-	}, &inventory.Memo{}, e.Log)
+	return inventory.New(e.Inventory, NewClients(e.AWS).Inventory(), &inventory.Memo{}, e.Log)
 }
 
 // Scope is the stack a view is about.

@@ -102,14 +102,33 @@ func AWSConfig(ctx context.Context, opts ...func(*config.LoadOptions) error) (aw
 	}, opts...)...)
 }
 
-// NewClients builds the orchestrator's clients from one configuration.
-func NewClients(cfg aws.Config) orchestrator.Clients {
-	return orchestrator.Clients{
+// Clients are the AWS clients a function builds once per container; the
+// orchestrator and the remedy engine share them.
+type Clients struct {
+	EC2         *ec2.Client
+	ELBv2       *elbv2.Client
+	Classic     *elb.Client
+	AutoScaling *autoscaling.Client
+}
+
+// NewClients builds the clients from one configuration.
+func NewClients(cfg aws.Config) Clients {
+	return Clients{
 		EC2:         ec2.NewFromConfig(cfg),
 		ELBv2:       elbv2.NewFromConfig(cfg),
 		Classic:     elb.NewFromConfig(cfg),
 		AutoScaling: autoscaling.NewFromConfig(cfg),
 	}
+}
+
+// Inventory is the inventory reader's view of the clients.
+func (c Clients) Inventory() inventory.Clients {
+	return inventory.Clients{EC2: c.EC2, ELBv2: c.ELBv2, Classic: c.Classic}
+}
+
+// Orchestrator is the orchestrator's view of the clients.
+func (c Clients) Orchestrator() orchestrator.Clients {
+	return orchestrator.Clients{EC2: c.EC2, ELBv2: c.ELBv2, Classic: c.Classic, AutoScaling: c.AutoScaling}
 }
 
 // RemedyConfigFromEnv reads the diagnosis and remediation settings the

@@ -49,7 +49,7 @@ func TestHandlersDiagnoseFailures(t *testing.T) {
 	withRemedy := func(name string, h Handler, raw []byte) {
 		t.Helper()
 		fn := f.function(name)
-		fn.Remedy = NewRemedy(rc, table, topicARN, a.Config(), f.cfg, fn.Log, f.w.Clock.Now)
+		fn.Remedy = NewRemedy(rc, table, topicARN, a.Config(), NewClients(a.Config()), f.cfg, fn.Log, f.w.Clock.Now)
 		if err := h(fn, t.Context(), raw); err != nil {
 			t.Fatal(err)
 		}

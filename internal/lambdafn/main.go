@@ -11,11 +11,9 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	lambdasvc "github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
@@ -50,7 +48,8 @@ func Main(name string, h Handler) {
 		log.Error("loading AWS configuration", "err", err)
 		os.Exit(2)
 	}
-	o, err := orchestrator.New(cfg, NewClients(awsCfg), nil, log)
+	clients := NewClients(awsCfg)
+	o, err := orchestrator.New(cfg, clients.Orchestrator(), nil, log)
 	if err != nil {
 		log.Error("configuration", "err", err)
 		os.Exit(2)
@@ -62,7 +61,7 @@ func Main(name string, h Handler) {
 		os.Exit(2)
 	}
 	if ok {
-		f.Remedy = NewRemedy(rc, table, topic, awsCfg, cfg, log, f.Clock.Now)
+		f.Remedy = NewRemedy(rc, table, topic, awsCfg, clients, cfg, log, f.Clock.Now)
 	}
 	if *event != "" {
 		raw, err := os.ReadFile(*event)
@@ -82,14 +81,13 @@ func Main(name string, h Handler) {
 }
 
 // NewRemedy builds the diagnosis engine on one AWS configuration.
-func NewRemedy(cfg remedy.Config, table, topic string, awsCfg aws.Config, oc orchestrator.Config, log *slog.Logger, now func() time.Time) *remedy.Engine {
-	clients := NewClients(awsCfg)
+func NewRemedy(cfg remedy.Config, table, topic string, awsCfg aws.Config, clients Clients, oc orchestrator.Config, log *slog.Logger, now func() time.Time) *remedy.Engine {
 	cw := cloudwatch.NewFromConfig(awsCfg)
 	reader := func() *inventory.Reader {
-		return inventory.New(oc.Config, inventory.Clients{EC2: clients.EC2, ELBv2: clients.ELBv2, Classic: clients.Classic}, &inventory.Memo{}, log)
+		return inventory.New(oc.Config, clients.Inventory(), &inventory.Memo{}, log)
 	}
 	return &remedy.Engine{
-		Targets: elbv2.NewFromConfig(awsCfg),
+		Targets: clients.ELBv2,
 		Metrics: cw,
 		Sources: func(ctx context.Context) ([]string, error) {
 			ss, err := reader().AllSessions(ctx)
@@ -110,7 +108,7 @@ func NewRemedy(cfg remedy.Config, table, topic string, awsCfg aws.Config, oc orc
 		Cfg: cfg,
 		Report: &remedy.Reporter{DB: dynamodb.NewFromConfig(awsCfg), TableName: table, Topic: sns.NewFromConfig(awsCfg), TopicARN: topic,
 			Stack: cfg.Stack.StackName, Log: log, Now: now},
-		Events: cloudformation.NewFromConfig(awsCfg), Fleet: autoscaling.NewFromConfig(awsCfg), Keys: kms.NewFromConfig(awsCfg),
+		Events: cloudformation.NewFromConfig(awsCfg), Fleet: clients.AutoScaling, Keys: kms.NewFromConfig(awsCfg),
 		Invoker: lambdasvc.NewFromConfig(awsCfg), Log: log,
 	}
 }
