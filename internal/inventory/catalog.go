@@ -43,11 +43,7 @@ func (r *Reader) Catalog(ctx context.Context) ([]LBInfo, error) {
 		byARN[arn] = true
 	}
 	var out []LBInfo
-	all, err := r.describeV2(ctx)
-	if err != nil {
-		return nil, err
-	}
-	tagged, err := r.taggedV2(ctx, all)
+	all, tagged, err := r.listV2(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -56,15 +52,7 @@ func (r *Reader) Catalog(ctx context.Context) ([]LBInfo, error) {
 		out = append(out, LBInfo{ARN: arn, Name: aws.ToString(lb.LoadBalancerName), Type: string(lb.Type),
 			Scheme: string(lb.Scheme), VPC: aws.ToString(lb.VpcId), ByARN: byARN[arn], ByTag: tagged[arn]})
 	}
-	classic, err := r.describeClassic(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var lbs []LoadBalancer
-	for _, c := range classic {
-		lbs = append(lbs, c.LoadBalancer)
-	}
-	taggedC, err := r.taggedClassic(ctx, lbs)
+	classic, taggedC, err := r.listClassic(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -86,11 +86,7 @@ func (r *Reader) Selection(ctx context.Context) ([]LoadBalancer, error) {
 		if err != nil {
 			return nil, err
 		}
-		all, err := r.describeV2(ctx)
-		if err != nil {
-			return nil, err
-		}
-		tagged, err := r.taggedV2(ctx, all)
+		all, tagged, err := r.listV2(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -113,30 +109,20 @@ func (r *Reader) Selection(ctx context.Context) ([]LoadBalancer, error) {
 		}
 	}
 	if len(wantClassic) > 0 || len(r.cfg.LBTags) > 0 {
-		classic, err := r.describeClassic(ctx)
+		classic, tagged, err := r.listClassic(ctx)
 		if err != nil {
 			return nil, err
 		}
-		var all []LoadBalancer
-		vpcOf := map[string]string{}
 		for _, c := range classic {
-			all = append(all, c.LoadBalancer)
-			vpcOf[c.ARN] = c.VPC
-		}
-		tagged, err := r.taggedClassic(ctx, all)
-		if err != nil {
-			return nil, err
-		}
-		for _, lb := range all {
-			if !wantClassic[lb.ARN] && !tagged[lb.ARN] {
+			if !wantClassic[c.ARN] && !tagged[c.ARN] {
 				continue
 			}
-			seen[lb.ARN] = true
-			if vpc := vpcOf[lb.ARN]; vpc != r.cfg.VPCID {
-				r.problem(mirror.Problem{LB: lb.ARN, Reason: fmt.Sprintf("load balancer is in %q, not in the stack's VPC %s: not selectable", vpc, r.cfg.VPCID)})
+			seen[c.ARN] = true
+			if c.VPC != r.cfg.VPCID {
+				r.problem(mirror.Problem{LB: c.ARN, Reason: fmt.Sprintf("load balancer is in %q, not in the stack's VPC %s: not selectable", c.VPC, r.cfg.VPCID)})
 				continue
 			}
-			selected = append(selected, lb)
+			selected = append(selected, c.LoadBalancer)
 		}
 	}
 	for _, arn := range r.cfg.LBARNs {
@@ -154,6 +140,32 @@ func (r *Reader) Selection(ctx context.Context) ([]LoadBalancer, error) {
 	}
 	sort.Slice(selected, func(i, j int) bool { return selected[i].ARN < selected[j].ARN })
 	return selected, nil
+}
+
+// listV2 lists every ELBv2 load balancer of the region, and which of them
+// carry the selection tags.
+func (r *Reader) listV2(ctx context.Context) ([]elbv2types.LoadBalancer, map[string]bool, error) {
+	all, err := r.describeV2(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	tagged, err := r.taggedV2(ctx, all)
+	return all, tagged, err
+}
+
+// listClassic lists every Classic load balancer of the region, and which
+// of them carry the selection tags.
+func (r *Reader) listClassic(ctx context.Context) ([]classicLB, map[string]bool, error) {
+	classic, err := r.describeClassic(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	lbs := make([]LoadBalancer, len(classic))
+	for i, c := range classic {
+		lbs[i] = c.LoadBalancer
+	}
+	tagged, err := r.taggedClassic(ctx, lbs)
+	return classic, tagged, err
 }
 
 // describeV2 lists every ELBv2 load balancer of the region.
