@@ -351,12 +351,49 @@ func onConditionFailure(v string) (bool, error) {
 // answered with nothing: the account models no capacity.
 var ddbIgnored = []string{"ReturnConsumedCapacity", "ReturnItemCollectionMetrics"}
 
-type putItemIn struct {
-	TableName                           string  `json:"TableName"`
-	Item                                ddbItem `json:"Item"`
-	ReturnValues                        string  `json:"ReturnValues"`
-	ReturnValuesOnConditionCheckFailure string  `json:"ReturnValuesOnConditionCheckFailure"`
+// writeParams are what PutItem and DeleteItem share: the table, what to
+// return, and the condition.
+type writeParams struct {
+	TableName                           string `json:"TableName"`
+	ReturnValues                        string `json:"ReturnValues"`
+	ReturnValuesOnConditionCheckFailure string `json:"ReturnValuesOnConditionCheckFailure"`
 	exprParams
+}
+
+var writeFields = append([]string{"TableName", "ReturnValues", "ReturnValuesOnConditionCheckFailure"}, append(exprFields, ddbIgnored...)...)
+
+// prepare checks a write's shared parameters: it returns the table, whether
+// a failed condition returns the old item, and the condition.
+func (w *writeParams) prepare(s *state, op string) (*table, bool, *condition, error) {
+	t, err := s.findTable(w.TableName)
+	if err != nil {
+		return nil, false, nil, err
+	}
+	if err := returnValues(op, w.ReturnValues, "NONE", "ALL_OLD"); err != nil {
+		return nil, false, nil, err
+	}
+	returnOld, err := onConditionFailure(w.ReturnValuesOnConditionCheckFailure)
+	if err != nil {
+		return nil, false, nil, err
+	}
+	cond, err := w.parse()
+	if err != nil {
+		return nil, false, nil, err
+	}
+	return t, returnOld, cond, nil
+}
+
+// answer is a successful write's answer: the old item with ALL_OLD.
+func (w *writeParams) answer(old ddbItem) (any, error) {
+	if w.ReturnValues == "ALL_OLD" {
+		return &attributesOut{Attributes: old}, nil
+	}
+	return &attributesOut{}, nil
+}
+
+type putItemIn struct {
+	Item ddbItem `json:"Item"`
+	writeParams
 }
 
 type attributesOut struct {
@@ -369,22 +406,10 @@ type attributesOut struct {
 // https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_PutItem.html
 func putItem(s *state, body []byte) (any, error) {
 	var in putItemIn
-	allowed := append([]string{"TableName", "Item", "ReturnValues", "ReturnValuesOnConditionCheckFailure"}, append(exprFields, ddbIgnored...)...)
-	if err := decodeDDB("PutItem", body, allowed, &in); err != nil {
+	if err := decodeDDB("PutItem", body, append([]string{"Item"}, writeFields...), &in); err != nil {
 		return nil, err
 	}
-	t, err := s.findTable(in.TableName)
-	if err != nil {
-		return nil, err
-	}
-	if err := returnValues("PutItem", in.ReturnValues, "NONE", "ALL_OLD"); err != nil {
-		return nil, err
-	}
-	returnOld, err := onConditionFailure(in.ReturnValuesOnConditionCheckFailure)
-	if err != nil {
-		return nil, err
-	}
-	cond, err := in.parse()
+	t, returnOld, cond, err := in.prepare(s, "PutItem")
 	if err != nil {
 		return nil, err
 	}
@@ -404,10 +429,7 @@ func putItem(s *state, body []byte) (any, error) {
 		return nil, conditionFailed(old, returnOld)
 	}
 	t.items.put(key, item)
-	if in.ReturnValues == "ALL_OLD" {
-		return &attributesOut{Attributes: old}, nil
-	}
-	return &attributesOut{}, nil
+	return in.answer(old)
 }
 
 type getItemIn struct {
@@ -441,11 +463,8 @@ func getItem(s *state, body []byte) (any, error) {
 }
 
 type deleteItemIn struct {
-	TableName                           string  `json:"TableName"`
-	Key                                 ddbItem `json:"Key"`
-	ReturnValues                        string  `json:"ReturnValues"`
-	ReturnValuesOnConditionCheckFailure string  `json:"ReturnValuesOnConditionCheckFailure"`
-	exprParams
+	Key ddbItem `json:"Key"`
+	writeParams
 }
 
 // deleteItem removes an item when the condition (if any) holds of it;
@@ -454,22 +473,10 @@ type deleteItemIn struct {
 // https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_DeleteItem.html
 func deleteItem(s *state, body []byte) (any, error) {
 	var in deleteItemIn
-	allowed := append([]string{"TableName", "Key", "ReturnValues", "ReturnValuesOnConditionCheckFailure"}, append(exprFields, ddbIgnored...)...)
-	if err := decodeDDB("DeleteItem", body, allowed, &in); err != nil {
+	if err := decodeDDB("DeleteItem", body, append([]string{"Key"}, writeFields...), &in); err != nil {
 		return nil, err
 	}
-	t, err := s.findTable(in.TableName)
-	if err != nil {
-		return nil, err
-	}
-	if err := returnValues("DeleteItem", in.ReturnValues, "NONE", "ALL_OLD"); err != nil {
-		return nil, err
-	}
-	returnOld, err := onConditionFailure(in.ReturnValuesOnConditionCheckFailure)
-	if err != nil {
-		return nil, err
-	}
-	cond, err := in.parse()
+	t, returnOld, cond, err := in.prepare(s, "DeleteItem")
 	if err != nil {
 		return nil, err
 	}
@@ -482,10 +489,7 @@ func deleteItem(s *state, body []byte) (any, error) {
 		return nil, conditionFailed(old, returnOld)
 	}
 	t.items.del(key)
-	if in.ReturnValues == "ALL_OLD" {
-		return &attributesOut{Attributes: old}, nil
-	}
-	return &attributesOut{}, nil
+	return in.answer(old)
 }
 
 type scanIn struct {
