@@ -418,14 +418,11 @@ func describeNetworkInterfaces(s *state, form url.Values) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	keys := s.enis.from(cursor)
-	if len(ids) > 0 {
-		for _, id := range ids {
-			if _, ok := s.enis.get(id); !ok {
-				return nil, badRequest(CodeENINotFound, "The networkInterface ID '%s' does not exist", id)
-			}
-		}
-		keys = afterCursor(ids, cursor)
+	keys, err := s.enis.pageKeys(ids, cursor, func(id string) error {
+		return badRequest(CodeENINotFound, "The networkInterface ID '%s' does not exist", id)
+	})
+	if err != nil {
+		return nil, err
 	}
 	kept, next := page(keys, max, func(id string) bool {
 		e, _ := s.enis.get(id)
@@ -592,14 +589,11 @@ func describeTrafficMirrorTargets(s *state, form url.Values) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	keys := s.mirrorTargets.from(cursor)
-	if len(ids) > 0 {
-		for _, id := range ids {
-			if _, ok := s.mirrorTargets.get(id); !ok {
-				return nil, badRequest(CodeTargetNotFound, "The traffic mirror target ID '%s' does not exist.", id)
-			}
-		}
-		keys = afterCursor(ids, cursor)
+	keys, err := s.mirrorTargets.pageKeys(ids, cursor, func(id string) error {
+		return badRequest(CodeTargetNotFound, "The traffic mirror target ID '%s' does not exist.", id)
+	})
+	if err != nil {
+		return nil, err
 	}
 	kept, next := page(keys, max, func(id string) bool {
 		t, _ := s.mirrorTargets.get(id)
@@ -631,14 +625,11 @@ func describeTrafficMirrorFilters(s *state, form url.Values) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	keys := s.mirrorFilters.from(cursor)
-	if len(ids) > 0 {
-		for _, id := range ids {
-			if _, ok := s.mirrorFilters.get(id); !ok {
-				return nil, badRequest(CodeFilterNotFound, "The traffic mirror filter ID '%s' does not exist.", id)
-			}
-		}
-		keys = afterCursor(ids, cursor)
+	keys, err := s.mirrorFilters.pageKeys(ids, cursor, func(id string) error {
+		return badRequest(CodeFilterNotFound, "The traffic mirror filter ID '%s' does not exist.", id)
+	})
+	if err != nil {
+		return nil, err
 	}
 	kept, next := page(keys, max, func(id string) bool {
 		f, _ := s.mirrorFilters.get(id)
@@ -935,14 +926,9 @@ func describeVpcs(s *state, form url.Values) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	keys := s.vpcs.from(cursor)
-	if len(ids) > 0 {
-		for _, id := range ids {
-			if _, ok := s.vpcs.get(id); !ok {
-				return nil, badRequest(CodeVpcNotFound, "The vpc ID '%s' does not exist", id)
-			}
-		}
-		keys = afterCursor(ids, cursor)
+	keys, err := s.vpcs.pageKeys(ids, cursor, func(id string) error { return badRequest(CodeVpcNotFound, "The vpc ID '%s' does not exist", id) })
+	if err != nil {
+		return nil, err
 	}
 	kept, next := page(keys, max, func(id string) bool {
 		v, _ := s.vpcs.get(id)
@@ -983,14 +969,9 @@ func describeSubnets(s *state, form url.Values) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	keys := s.subnets.from(cursor)
-	if len(ids) > 0 {
-		for _, id := range ids {
-			if _, ok := s.subnets.get(id); !ok {
-				return nil, badRequest(CodeSubnetNotFound, "The subnet ID '%s' does not exist", id)
-			}
-		}
-		keys = afterCursor(ids, cursor)
+	keys, err := s.subnets.pageKeys(ids, cursor, func(id string) error { return badRequest(CodeSubnetNotFound, "The subnet ID '%s' does not exist", id) })
+	if err != nil {
+		return nil, err
 	}
 	kept, next := page(keys, max, func(id string) bool {
 		x, _ := s.subnets.get(id)

@@ -173,14 +173,11 @@ func describeLoadBalancersV2(s *state, form url.Values) (any, error) {
 		}
 		arns = append(arns, arn)
 	}
-	keys := s.lbs.from(cursor)
-	if len(arns) > 0 {
-		for _, arn := range arns {
-			if _, ok := s.lbs.get(arn); !ok {
-				return nil, badRequest(CodeLoadBalancerNotFound, "Load balancer '%s' not found", arn)
-			}
-		}
-		keys = afterCursor(arns, cursor)
+	keys, err := s.lbs.pageKeys(arns, cursor, func(arn string) error {
+		return badRequest(CodeLoadBalancerNotFound, "Load balancer '%s' not found", arn)
+	})
+	if err != nil {
+		return nil, err
 	}
 	kept, next := page(keys, size, func(string) bool { return true })
 	out := &describeLBsOut{LoadBalancers: []qLoadBalancer{}, NextMarker: encodeToken(next)}
@@ -218,14 +215,11 @@ func describeTargetGroups(s *state, form url.Values) (any, error) {
 			return nil, badRequest(CodeTargetGroupNotFound, "One or more target groups not found")
 		}
 	}
-	keys := s.tgs.from(cursor)
-	if len(arns) > 0 {
-		for _, arn := range arns {
-			if _, ok := s.tgs.get(arn); !ok {
-				return nil, badRequest(CodeTargetGroupNotFound, "Target groups '[%s]' not found", arn)
-			}
-		}
-		keys = afterCursor(arns, cursor)
+	keys, err := s.tgs.pageKeys(arns, cursor, func(arn string) error {
+		return badRequest(CodeTargetGroupNotFound, "Target groups '[%s]' not found", arn)
+	})
+	if err != nil {
+		return nil, err
 	}
 	kept, next := page(keys, size, func(arn string) bool {
 		tg, _ := s.tgs.get(arn)
@@ -430,14 +424,11 @@ func describeClassicLBs(s *state, form url.Values) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	keys := s.classics.from(cursor)
-	if len(names) > 0 {
-		for _, n := range names {
-			if _, ok := s.classics.get(n); !ok {
-				return nil, badRequest(CodeLoadBalancerNotFound, "There is no ACTIVE Load Balancer named '%s'", n)
-			}
-		}
-		keys = afterCursor(names, cursor)
+	keys, err := s.classics.pageKeys(names, cursor, func(n string) error {
+		return badRequest(CodeLoadBalancerNotFound, "There is no ACTIVE Load Balancer named '%s'", n)
+	})
+	if err != nil {
+		return nil, err
 	}
 	kept, next := page(keys, size, func(string) bool { return true })
 	out := &describeClassicOut{LoadBalancerDescriptions: []qClassicLB{}, NextMarker: encodeToken(next)}

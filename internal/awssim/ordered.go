@@ -45,6 +45,21 @@ func (o *ordered[T]) del(k string) {
 
 func (o *ordered[T]) len() int { return len(o.keys) }
 
+// pageKeys is what a Describe call pages through: the keys after cursor,
+// of all or of those asked for, each of which must exist (else the error
+// notFound makes of the first that does not).
+func (o *ordered[T]) pageKeys(ids []string, cursor string, notFound func(id string) error) ([]string, error) {
+	if len(ids) == 0 {
+		return o.from(cursor), nil
+	}
+	for _, id := range ids {
+		if _, ok := o.m[id]; !ok {
+			return nil, notFound(id)
+		}
+	}
+	return afterCursor(ids, cursor), nil
+}
+
 // from returns the keys after cursor ("" = from the start).
 func (o *ordered[T]) from(cursor string) []string {
 	if cursor == "" {
